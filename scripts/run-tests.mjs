@@ -1,0 +1,30 @@
+// Runs every compiled test file (dist/test/**/*.test.js) with Node's test runner.
+// Arguments filter by path substring: `npm test -- net/ config/`.
+// The e2e suite (dist/test/e2e) runs only when asked for: `npm run test:e2e`.
+import { spawnSync } from 'node:child_process';
+import { readdirSync, statSync } from 'node:fs';
+import { join } from 'node:path';
+
+const filters = process.argv.slice(2);
+const e2e = process.env.VIP_TEST_E2E === '1';
+
+function walk(dir) {
+  return readdirSync(dir).flatMap((name) => {
+    const p = join(dir, name);
+    return statSync(p).isDirectory() ? walk(p) : [p];
+  });
+}
+
+const files = walk('dist/test')
+  .filter((f) => f.endsWith('.test.js'))
+  .filter((f) => e2e === f.includes(`${join('dist', 'test', 'e2e')}/`))
+  .filter((f) => filters.length === 0 || filters.some((x) => f.includes(x)))
+  .sort();
+if (files.length === 0) {
+  console.error(`no test files match ${filters.join(' ') || '(all)'}`);
+  process.exit(1);
+}
+// Two files at a time: most tests wait on etcd or the kernel, not the CPU, and the
+// namespace and port names they use are unique per process.
+const r = spawnSync(process.execPath, ['--test', '--test-concurrency=2', '--test-timeout=300000', ...files], { stdio: 'inherit' });
+process.exit(r.status ?? 1);

@@ -1,0 +1,318 @@
+// The single source of truth for every configuration key: type, default, environment name,
+// help text and validation. `--help`, `--check-config`, the loader and the README's
+// configuration table are all generated from this table (test/config/readme.test.ts fails
+// when the README and this table disagree). New keys are added here and nowhere else.
+import { isIP } from 'node:net';
+import { z } from 'zod';
+
+export type KeyKind = 'string' | 'integer' | 'boolean' | 'list' | 'enum';
+
+/** What the loader knows while it resolves defaults that depend on other keys. */
+export interface DefaultContext {
+  get(key: string): unknown;
+  hostname: string;
+}
+
+export interface KeyDef {
+  /** Dashed name: the YAML key and the flag (`--name`). */
+  readonly name: string;
+  readonly kind: KeyKind;
+  /** For kind 'enum': the accepted values (aliases map to canonical ones in `aliases`). */
+  readonly values?: readonly string[];
+  readonly aliases?: Readonly<Record<string, string>>;
+  /** A value, a function of the other keys, or undefined (unset). */
+  readonly default?: string | number | boolean | readonly string[] | ((ctx: DefaultContext) => unknown);
+  /** How the default reads in --help and in the README. */
+  readonly defaultText: string;
+  /** Required unless the predicate says otherwise. */
+  readonly required?: boolean | ((ctx: DefaultContext) => boolean);
+  readonly secret?: boolean;
+  /** Where it goes in the README: keys of the Go original first, then ours. */
+  readonly origin: 'upstream' | 'new';
+  readonly help: string;
+  /** Extra validation of the typed value; the message says what is expected. */
+  readonly check?: z.ZodType;
+  /** v1.x names still found in the field (YAML keys; `VIP_` + upper-cased for env). */
+  readonly legacy?: readonly string[];
+  /** Example shown in the README table. */
+  readonly example: string;
+}
+
+/** `VIP_` + upper-cased name, dashes to underscores (the Go original's viper rule). */
+export function envName(key: string): string {
+  return 'VIP_' + key.toUpperCase().replace(/[-.]/g, '_');
+}
+
+const positiveInt = (unit: string) =>
+  z.number().int().positive({ error: `expected a positive whole number of ${unit}` });
+const nonNegativeInt = (unit: string) =>
+  z.number().int().nonnegative({ error: `expected a whole number of ${unit}, 0 or more` });
+
+const httpUrl = z.string().refine(
+  (s) => {
+    try {
+      const u = new URL(s);
+      return (u.protocol === 'http:' || u.protocol === 'https:') && u.hostname !== '';
+    } catch {
+      return false;
+    }
+  },
+  { error: 'expected an http:// or https:// URL' },
+);
+
+const ipAddress = z.string().refine((s) => isIP(s) !== 0, { error: 'expected an IPv4 or IPv6 address' });
+
+const DCS_ENDPOINT_DEFAULTS: Record<string, string> = {
+  etcd: 'http://127.0.0.1:2379',
+  consul: 'http://127.0.0.1:8500',
+  patroni: 'http://127.0.0.1:8008',
+};
+
+const isPatroni = (ctx: DefaultContext) => ctx.get('dcs-type') === 'patroni';
+
+export const KEYS: readonly KeyDef[] = [
+  // ---- The Go original's keys (README table of cybertec-postgresql/vip-manager v5) ----
+  {
+    name: 'ip', kind: 'string', origin: 'upstream', required: true, defaultText: '(required)', example: '198.51.100.10',
+    help: 'The virtual IP address (IPv4 or IPv6) to manage.',
+    check: ipAddress,
+  },
+  {
+    name: 'netmask', kind: 'integer', origin: 'upstream', required: true, defaultText: '(required)', example: '24',
+    legacy: ['mask'],
+    help: 'Prefix length of the subnet the VIP belongs to: 1-32 for IPv4, 1-128 for IPv6.',
+    check: positiveInt('bits'),
+  },
+  {
+    name: 'interface', kind: 'string', origin: 'upstream', defaultText: '(required for basic)', example: 'eth0',
+    legacy: ['iface'],
+    required: (ctx) => ctx.get('manager-type') === 'basic',
+    help: 'Network interface the VIP is added to and removed from. Required for manager-type basic; waited for if it does not exist yet or is down.',
+    check: z.string().min(1).max(15, { error: 'expected an interface name of at most 15 characters' }),
+  },
+  {
+    name: 'trigger-key', kind: 'string', origin: 'upstream', defaultText: '(required; /leader for dcs-type patroni)', example: '/service/pgcluster/leader',
+    legacy: ['key'],
+    default: (ctx) => (isPatroni(ctx) ? '/leader' : undefined),
+    required: true,
+    help: "Key in the DCS to watch: Patroni's <namespace>/<scope>/leader (for dcs-type patroni, the REST API path).",
+    check: z.string().min(1, { error: 'expected a non-empty key' }),
+  },
+  {
+    name: 'trigger-value', kind: 'string', origin: 'upstream', defaultText: "the machine's hostname (200 for dcs-type patroni)", example: 'pgcluster_member_1',
+    legacy: ['nodename', 'host'],
+    default: (ctx) => (isPatroni(ctx) ? '200' : ctx.hostname),
+    help: "The VIP is held here while the trigger key's value equals this (Patroni's member name; for dcs-type patroni, the HTTP status code).",
+    check: z.string().min(1, { error: 'expected a non-empty value' }),
+  },
+  {
+    name: 'manager-type', kind: 'enum', origin: 'upstream', values: ['basic', 'hetzner', 'hetzner-cloud'], default: 'basic', defaultText: 'basic', example: 'basic',
+    legacy: ['hostingtype', 'hosting_type', 'hosting-type'],
+    help: 'How the VIP is moved: basic (address on the interface plus ARP/NA announcements), hetzner (Hetzner Robot failover IP), hetzner-cloud (Hetzner Cloud floating IP).',
+  },
+  {
+    name: 'dcs-type', kind: 'enum', origin: 'upstream', values: ['etcd', 'consul', 'patroni'], aliases: { etcd3: 'etcd' }, default: 'etcd', defaultText: 'etcd', example: 'etcd',
+    legacy: ['type', 'endpoint_type'],
+    help: 'Where the trigger key lives: etcd (v3 API; alias etcd3), consul, or patroni (REST API).',
+  },
+  {
+    name: 'dcs-endpoints', kind: 'list', origin: 'upstream', example: 'http://192.0.2.11:2379,http://192.0.2.12:2379',
+    legacy: ['endpoint', 'endpoints'],
+    default: (ctx) => [DCS_ENDPOINT_DEFAULTS[String(ctx.get('dcs-type'))] ?? DCS_ENDPOINT_DEFAULTS.etcd],
+    defaultText: 'http://127.0.0.1:2379 (etcd), http://127.0.0.1:8500 (consul), http://127.0.0.1:8008 (patroni)',
+    help: 'DCS URLs, a YAML list or a comma-separated string; every one is used.',
+    check: z.array(httpUrl).min(1, { error: 'expected at least one endpoint' }),
+  },
+  {
+    name: 'etcd-user', kind: 'string', origin: 'upstream', defaultText: '(none)', example: 'patroni',
+    legacy: ['etcd_user'],
+    help: 'User name for etcd authentication.',
+  },
+  {
+    name: 'etcd-password', kind: 'string', origin: 'upstream', secret: true, defaultText: '(none)', example: 'snakeoil',
+    legacy: ['etcd_password'],
+    help: 'Password for etcd-user (requires etcd-user).',
+  },
+  {
+    name: 'consul-token', kind: 'string', origin: 'upstream', secret: true, defaultText: '(none)', example: 'snakeoil',
+    legacy: ['consul_token'],
+    help: 'ACL token sent to Consul as X-Consul-Token.',
+  },
+  {
+    name: 'interval', kind: 'integer', origin: 'upstream', default: 1000, defaultText: '1000', example: '1000',
+    help: 'Milliseconds between polls where the DCS cannot be watched (dcs-type patroni); also the blocking-query wait unit for Consul. etcd is watched, never polled.',
+    check: positiveInt('milliseconds'),
+  },
+  {
+    name: 'retry-after', kind: 'integer', origin: 'upstream', default: 250, defaultText: '250', example: '250',
+    legacy: ['retry_after'],
+    help: 'Milliseconds between retries of any outside interaction (DCS calls, kernel requests, cloud APIs).',
+    check: positiveInt('milliseconds'),
+  },
+  {
+    name: 'retry-num', kind: 'integer', origin: 'upstream', default: 3, defaultText: '3', example: '3',
+    legacy: ['retry_num'],
+    help: 'How many times an outside interaction is retried before it counts as failed.',
+    check: positiveInt('attempts'),
+  },
+  {
+    name: 'etcd-ca-file', kind: 'string', origin: 'upstream', defaultText: '(system CAs)', example: '/etc/etcd/ca.cert.pem',
+    help: 'CA bundle that verifies https DCS endpoints (also used for consul and the patroni REST API).',
+  },
+  {
+    name: 'etcd-cert-file', kind: 'string', origin: 'upstream', defaultText: '(none)', example: '/etc/etcd/client.cert.pem',
+    help: 'Client certificate for TLS client authentication (requires etcd-key-file; also used for the patroni REST API).',
+  },
+  {
+    name: 'etcd-key-file', kind: 'string', origin: 'upstream', defaultText: '(none)', example: '/etc/etcd/client.key.pem',
+    help: 'Private key of etcd-cert-file (requires etcd-cert-file).',
+  },
+  {
+    name: 'verbose', kind: 'boolean', origin: 'upstream', default: false, defaultText: 'false', example: 'true',
+    help: 'Log at debug level.',
+  },
+
+  // ---- Keys this implementation adds ----
+  {
+    name: 'dcs-loss', kind: 'enum', origin: 'new', values: ['hold-lease', 'release', 'keep'], default: 'hold-lease', defaultText: 'hold-lease', example: 'hold-lease',
+    help: "What to do with a held VIP while the DCS is unreachable: hold-lease keeps it until the leader key's lease could have expired (then as release where the DCS has no lease); release drops it after retry-num attempts retry-after apart; keep holds it until the DCS answers.",
+  },
+  {
+    name: 'release-on-stop', kind: 'boolean', origin: 'new', default: true, defaultText: 'true', example: 'false',
+    help: 'Release a held VIP on SIGTERM/SIGINT. Set false to keep it across a restart (upgrades).',
+  },
+  {
+    name: 'lease-check-interval', kind: 'integer', origin: 'new', default: 2000, defaultText: '2000', example: '2000',
+    help: "Milliseconds between reads of the leader key lease's remaining TTL (etcd), which keep the hold-lease deadline fresh. One cheap read per interval, no raft write.",
+    check: positiveInt('milliseconds'),
+  },
+  {
+    name: 'announce-count', kind: 'integer', origin: 'new', default: 5, defaultText: '5', example: '5',
+    help: 'Announcement rounds (gratuitous ARP request + reply, or unsolicited NA) after taking the VIP.',
+    check: nonNegativeInt('rounds'),
+  },
+  {
+    name: 'announce-interval', kind: 'integer', origin: 'new', default: 200, defaultText: '200', example: '200',
+    help: 'Milliseconds between announcement rounds.',
+    check: positiveInt('milliseconds'),
+  },
+  {
+    name: 'announce-refresh', kind: 'integer', origin: 'new', default: 0, defaultText: '0 (off)', example: '60000',
+    help: 'Milliseconds between repeated announcements while the VIP is held; 0 turns it off.',
+    check: nonNegativeInt('milliseconds'),
+  },
+  {
+    name: 'log-format', kind: 'enum', origin: 'new', values: ['text', 'json'], default: 'text', defaultText: 'text', example: 'json',
+    help: 'Log lines as readable text (for journald) or as JSON.',
+  },
+  {
+    name: 'http-enabled', kind: 'boolean', origin: 'new', default: true, defaultText: 'true', example: 'false',
+    help: 'Serve /metrics, /healthz, /readyz and /status.',
+  },
+  {
+    name: 'http-listen', kind: 'string', origin: 'new', default: '127.0.0.1:9466', defaultText: '127.0.0.1:9466', example: '127.0.0.1:9466',
+    help: 'Address and port of the HTTP endpoint (host:port, [v6]:port).',
+    check: z.string().regex(/^(\[[0-9a-fA-F:.]+\]|[^:\s]+):\d{1,5}$/, { error: 'expected host:port' }),
+  },
+  {
+    name: 'hetzner-credentials-file', kind: 'string', origin: 'new', default: '/etc/hetzner', defaultText: '/etc/hetzner', example: '/etc/hetzner',
+    help: 'Hetzner Robot credentials (user="..." and pass="..." lines); must not be readable by others.',
+  },
+  {
+    name: 'hetzner-server-ip', kind: 'string', origin: 'new', defaultText: "the interface's primary address", example: '192.0.2.5',
+    help: "This server's main IP, which the failover IP is routed to (manager-type hetzner).",
+    check: ipAddress,
+  },
+  {
+    name: 'hetzner-unroute-on-release', kind: 'boolean', origin: 'new', default: false, defaultText: 'false', example: 'true',
+    help: 'On release, unroute the failover IP (DELETE) instead of leaving it to the next leader.',
+  },
+  {
+    name: 'hetzner-api-url', kind: 'string', origin: 'new', default: 'https://robot-ws.your-server.de', defaultText: 'https://robot-ws.your-server.de', example: 'https://robot-ws.your-server.de',
+    help: 'Base URL of the Hetzner Robot API.',
+    check: httpUrl,
+  },
+  {
+    name: 'hcloud-token', kind: 'string', origin: 'new', secret: true, defaultText: '(none)', example: 'snakeoil',
+    help: 'Hetzner Cloud API token (prefer hcloud-token-file or the VIP_HCLOUD_TOKEN environment variable).',
+  },
+  {
+    name: 'hcloud-token-file', kind: 'string', origin: 'new', defaultText: '(none)', example: '/etc/vip-manager/hcloud-token',
+    help: 'File holding the Hetzner Cloud API token; must not be readable by others.',
+  },
+  {
+    name: 'hcloud-floating-ip', kind: 'string', origin: 'new', defaultText: 'the value of ip', example: '4711',
+    help: 'The floating IP, by numeric id or by address.',
+  },
+  {
+    name: 'hcloud-server-id', kind: 'integer', origin: 'new', defaultText: 'from the metadata service', example: '42',
+    help: "This server's Hetzner Cloud id.",
+    check: positiveInt('(server id)'),
+  },
+  {
+    name: 'hcloud-unassign-on-release', kind: 'boolean', origin: 'new', default: false, defaultText: 'false', example: 'true',
+    help: 'On release, unassign the floating IP instead of leaving it to the next leader.',
+  },
+  {
+    name: 'hcloud-api-url', kind: 'string', origin: 'new', default: 'https://api.hetzner.cloud/v1', defaultText: 'https://api.hetzner.cloud/v1', example: 'https://api.hetzner.cloud/v1',
+    help: 'Base URL of the Hetzner Cloud API.',
+    check: httpUrl,
+  },
+  {
+    name: 'hcloud-metadata-url', kind: 'string', origin: 'new', default: 'http://169.254.169.254/hetzner/v1/metadata', defaultText: 'http://169.254.169.254/hetzner/v1/metadata', example: 'http://169.254.169.254/hetzner/v1/metadata',
+    help: "Base URL of the Hetzner Cloud metadata service (asked for this server's id when hcloud-server-id is unset).",
+    check: httpUrl,
+  },
+];
+
+/** The effective configuration, typed. Optional keys are undefined when unset. */
+export interface Config {
+  ip: string;
+  netmask: number;
+  interface: string | undefined;
+  'trigger-key': string;
+  'trigger-value': string;
+  'manager-type': 'basic' | 'hetzner' | 'hetzner-cloud';
+  'dcs-type': 'etcd' | 'consul' | 'patroni';
+  'dcs-endpoints': string[];
+  'etcd-user': string | undefined;
+  'etcd-password': string | undefined;
+  'consul-token': string | undefined;
+  interval: number;
+  'retry-after': number;
+  'retry-num': number;
+  'etcd-ca-file': string | undefined;
+  'etcd-cert-file': string | undefined;
+  'etcd-key-file': string | undefined;
+  verbose: boolean;
+  'dcs-loss': 'hold-lease' | 'release' | 'keep';
+  'release-on-stop': boolean;
+  'lease-check-interval': number;
+  'announce-count': number;
+  'announce-interval': number;
+  'announce-refresh': number;
+  'log-format': 'text' | 'json';
+  'http-enabled': boolean;
+  'http-listen': string;
+  'hetzner-credentials-file': string;
+  'hetzner-server-ip': string | undefined;
+  'hetzner-unroute-on-release': boolean;
+  'hetzner-api-url': string;
+  'hcloud-token': string | undefined;
+  'hcloud-token-file': string | undefined;
+  'hcloud-floating-ip': string | undefined;
+  'hcloud-server-id': number | undefined;
+  'hcloud-unassign-on-release': boolean;
+  'hcloud-api-url': string;
+  'hcloud-metadata-url': string;
+}
+
+export const KEY_BY_NAME: ReadonlyMap<string, KeyDef> = new Map(KEYS.map((k) => [k.name, k]));
+
+/** Legacy name → current name, for YAML keys and flags. */
+export const LEGACY_NAMES: ReadonlyMap<string, string> = new Map(
+  KEYS.flatMap((k) => (k.legacy ?? []).map((old) => [old, k.name] as const)),
+);
+
+/** Keys only meaningful on the command line (not part of the effective configuration). */
+export const CLI_ONLY = ['config', 'check-config', 'help', 'version'] as const;

@@ -1,0 +1,39 @@
+// Structured logging: pino, readable single lines by default (journald adds its own
+// timestamps, but lines are also read from files, so they keep theirs), JSON on request.
+// Secrets never reach the logger: configuration is logged only through config/render.ts,
+// which masks them, and the redact list below is a second line of defence.
+import pino, { type Logger } from 'pino';
+import pretty from 'pino-pretty';
+
+export type { Logger };
+
+export interface LogOptions {
+  format: 'text' | 'json';
+  verbose: boolean;
+  /** Defaults to stderr, where systemd and test harnesses collect it. */
+  destination?: NodeJS.WritableStream;
+}
+
+const REDACT = ['password', 'token', 'pass', '*.password', '*.token', '*.pass', 'headers.authorization', 'headers["x-consul-token"]'];
+
+export function createLogger(opts: LogOptions): Logger {
+  const level = opts.verbose ? 'debug' : 'info';
+  const dest = opts.destination ?? process.stderr;
+  if (opts.format === 'json') {
+    return pino({ level, base: { pid: process.pid }, redact: { paths: REDACT, censor: '*****' } }, dest as pino.DestinationStream);
+  }
+  const stream = pretty({
+    destination: dest,
+    sync: true,
+    colorize: false,
+    singleLine: true,
+    translateTime: 'SYS:yyyy-mm-dd HH:MM:ss.l',
+    ignore: 'pid,hostname',
+  });
+  return pino({ level, base: undefined, redact: { paths: REDACT, censor: '*****' } }, stream);
+}
+
+/** A logger that drops everything: for unit tests of code that takes a logger. */
+export function silentLogger(): Logger {
+  return pino({ level: 'silent' });
+}
