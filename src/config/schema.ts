@@ -80,8 +80,8 @@ export const KEYS: readonly KeyDef[] = [
   {
     name: 'netmask', kind: 'integer', origin: 'upstream', required: true, defaultText: '(required)', example: '24',
     legacy: ['mask'],
+    // The range depends on the address family, so it is checked with ip in config/load.ts.
     help: 'Prefix length of the subnet the VIP belongs to: 1-32 for IPv4, 1-128 for IPv6.',
-    check: positiveInt('bits'),
   },
   {
     name: 'interface', kind: 'string', origin: 'upstream', defaultText: '(required for basic)', example: 'eth0',

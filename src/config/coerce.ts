@@ -1,0 +1,59 @@
+// Turns a raw value from any layer (a string from a flag or env, a YAML scalar or list from the
+// file) into the key's type. Failures say what was expected, in words a user can act on.
+import type { KeyDef } from './schema.js';
+
+export type Coerced = { ok: true; value: unknown } | { ok: false; expected: string };
+
+/** The spellings the Go original accepts (Go's strconv.ParseBool via viper), plus yes/no/on/off. */
+const TRUE_WORDS = new Set(['true', 't', '1', 'yes', 'y', 'on']);
+const FALSE_WORDS = new Set(['false', 'f', '0', 'no', 'n', 'off']);
+
+function scalarText(raw: unknown): string | undefined {
+  if (typeof raw === 'string') return raw;
+  if (typeof raw === 'number' || typeof raw === 'boolean') return String(raw);
+  return undefined;
+}
+
+export function coerce(k: KeyDef, raw: unknown): Coerced {
+  switch (k.kind) {
+    case 'string': {
+      const s = scalarText(raw);
+      return s === undefined ? { ok: false, expected: 'expected a single value, not a list or mapping' } : { ok: true, value: s.trim() };
+    }
+    case 'integer': {
+      if (typeof raw === 'number' && Number.isInteger(raw)) return { ok: true, value: raw };
+      const s = scalarText(raw)?.trim();
+      if (s !== undefined && /^[+-]?\d+$/.test(s)) return { ok: true, value: Number(s) };
+      return { ok: false, expected: 'expected a whole number' };
+    }
+    case 'boolean': {
+      if (typeof raw === 'boolean') return { ok: true, value: raw };
+      const s = scalarText(raw)?.trim().toLowerCase();
+      if (s !== undefined && TRUE_WORDS.has(s)) return { ok: true, value: true };
+      if (s !== undefined && FALSE_WORDS.has(s)) return { ok: true, value: false };
+      return { ok: false, expected: 'expected true or false' };
+    }
+    case 'list': {
+      const parts = Array.isArray(raw) ? raw.map(scalarText) : [scalarText(raw)];
+      if (parts.some((p) => p === undefined)) return { ok: false, expected: 'expected a list of values or a comma-separated string' };
+      // Every element may itself be comma-separated: "--dcs-endpoints a,b --dcs-endpoints c".
+      const items = (parts as string[]).flatMap((p) => p.split(',')).map((p) => p.trim()).filter((p) => p !== '');
+      return { ok: true, value: items };
+    }
+    case 'enum': {
+      const s = scalarText(raw)?.trim().toLowerCase();
+      const canonical = s === undefined ? undefined : (k.aliases?.[s] ?? s);
+      if (canonical !== undefined && k.values!.includes(canonical)) return { ok: true, value: canonical };
+      return { ok: false, expected: `expected one of ${k.values!.join(', ')}` };
+    }
+  }
+}
+
+/** How a value is quoted in messages; secrets are never shown. */
+export function showValue(k: KeyDef, raw: unknown): string {
+  if (k.secret) return '*****';
+  if (Array.isArray(raw)) return JSON.stringify(raw);
+  if (typeof raw === 'string') return JSON.stringify(raw);
+  if (raw !== null && typeof raw === 'object') return JSON.stringify(raw);
+  return String(raw);
+}

@@ -1,0 +1,54 @@
+// The blocking-query index rules from Consul's documentation (api-docs/features/blocking.mdx,
+// "Implementation Details"), kept apart so they can be tested on their own:
+// - Reset the index if it goes backwards (a snapshot restore, an upgrade): use 0 next, which
+//   restarts the loop with a non-blocking read; keeping the higher index would block for the
+//   whole wait on every request and could miss updates for an unbounded time.
+// - Sanity check that the index is greater than zero: a 0 from a buggy Consul would make every
+//   following request return at once (a busy loop); 1 is always safe to wait on.
+// - Rate limit: a token bucket with a burst of 2 lets a couple of quick successive deliveries
+//   through and then degrades to one request per refill period, without sleeping in the
+//   common case (a sleep after every answer would delay every update).
+
+export interface NextIndex {
+  /** The `index` to send with the next request (0 = non-blocking read). */
+  readonly index: bigint;
+  /** The returned index was lower than the one we waited on. */
+  readonly wentBackwards: boolean;
+}
+
+export function nextIndex(waitedOn: bigint, returned: bigint): NextIndex {
+  if (returned < waitedOn) return { index: 0n, wentBackwards: true };
+  return { index: returned < 1n ? 1n : returned, wentBackwards: false };
+}
+
+/** Burst of the rate limiter, as the documentation suggests. */
+export const RATE_LIMIT_BURST = 2;
+
+export class TokenBucket {
+  private tokens: number;
+  private last: number;
+
+  /** One token is added every `refillMs`, up to `burst`; the bucket starts full. */
+  constructor(private readonly burst: number, private readonly refillMs: number, private readonly now: () => number = () => performance.now()) {
+    this.tokens = burst;
+    this.last = now();
+  }
+
+  /** Milliseconds until a token is available (0 = now). */
+  delayMs(): number {
+    this.refill();
+    return this.tokens >= 1 ? 0 : Math.ceil((1 - this.tokens) * this.refillMs);
+  }
+
+  /** Uses a token; call when the request is sent. */
+  take(): void {
+    this.refill();
+    this.tokens = Math.max(0, this.tokens - 1);
+  }
+
+  private refill(): void {
+    const t = this.now();
+    this.tokens = Math.min(this.burst, this.tokens + (t - this.last) / this.refillMs);
+    this.last = t;
+  }
+}

@@ -1,0 +1,100 @@
+// The reconciler's core: one pure function from what the DCS says, what the kernel (or API)
+// shows, the DCS-loss policy and the time, to what to do now. No I/O, no clock of its own:
+// everything it needs is in its input, so every rule below is tested without sockets.
+import type { LeaderValue, LeaderView } from '../dcs/source.js';
+import type { HolderState } from '../vip/manager.js';
+
+export type DcsLossPolicy = 'hold-lease' | 'release' | 'keep';
+
+export interface DecideInput {
+  /** The latest view of the leader key; null before the source has reported anything. */
+  readonly view: LeaderView | null;
+  readonly triggerValue: string;
+  readonly held: HolderState;
+  /** Whether the holder was ready at the previous pass (a down→up link needs an announcement). */
+  readonly wasReady: boolean;
+  readonly policy: DcsLossPolicy;
+  /** False for sources without a sound lease deadline: hold-lease then acts as release. */
+  readonly sourceHasLeases: boolean;
+  readonly retryNum: number;
+  readonly retryAfter: number;
+  /** When the daemon started (monotonic ms): the DCS-loss clock before any answer. */
+  readonly startedAt: number;
+  readonly now: number;
+}
+
+export type Action = 'acquire' | 'release' | 'announce' | 'none';
+
+export interface Decision {
+  readonly action: Action;
+  /** Whether the VIP should be here, and why, in words for the log. */
+  readonly desired: boolean;
+  readonly reason: string;
+  /** The next moment this decision changes by itself (a deadline), if any: re-run then. */
+  readonly recheckAt: number | null;
+}
+
+interface Desire {
+  desired: boolean;
+  reason: string;
+  recheckAt: number | null;
+}
+
+function fromValue(v: LeaderValue, input: DecideInput): Desire {
+  if (v.value !== input.triggerValue) {
+    return { desired: false, reason: v.value === null ? 'the trigger key does not exist' : `the trigger key names ${JSON.stringify(v.value)}`, recheckAt: null };
+  }
+  // Even while connected, never trust a lease past its deadline: if the lease ran out without
+  // the delete reaching us, another node may already hold the key.
+  if (input.policy === 'hold-lease' && v.leaseDeadline !== null && input.now >= v.leaseDeadline) {
+    return { desired: false, reason: 'the leader lease has expired as last observed', recheckAt: null };
+  }
+  return { desired: true, reason: 'the trigger key names this node', recheckAt: input.policy === 'hold-lease' ? v.leaseDeadline : null };
+}
+
+/**
+ * What to want while the DCS does not answer. `last` is null when it never answered since
+ * startup: then a VIP found here is presumed ours, so a restart during a DCS outage follows the
+ * same policy as an outage during operation.
+ */
+function whileUnreachable(since: number, last: LeaderValue | null, input: DecideInput): Desire {
+  if (input.policy === 'keep') {
+    return { desired: input.held.held, reason: 'the DCS is unreachable; dcs-loss keep holds the current state', recheckAt: null };
+  }
+  const lastOurs = last === null ? input.held.held : last.value === input.triggerValue;
+  if (!lastOurs) {
+    return { desired: false, reason: 'the DCS is unreachable and did not name this node before', recheckAt: null };
+  }
+  if (input.policy === 'hold-lease' && input.sourceHasLeases && last !== null && last.leaseDeadline !== null) {
+    return input.now < last.leaseDeadline
+      ? { desired: true, reason: 'the DCS is unreachable; holding until the leader lease could expire', recheckAt: last.leaseDeadline }
+      : { desired: false, reason: 'the DCS is unreachable and the leader lease could have expired', recheckAt: null };
+  }
+  // release, or hold-lease without a known lease: retry-num attempts retry-after apart, then give up.
+  const giveUpAt = since + input.retryNum * input.retryAfter;
+  return input.now < giveUpAt
+    ? { desired: true, reason: 'the DCS is unreachable; retrying before releasing', recheckAt: giveUpAt }
+    : { desired: false, reason: `the DCS has been unreachable for ${input.retryNum} attempts ${input.retryAfter} ms apart`, recheckAt: null };
+}
+
+function desire(input: DecideInput): Desire {
+  const v = input.view;
+  if (v === null) {
+    // No answer yet. A VIP already here stays (a restart on the leader must not drop it),
+    // under the DCS-loss policy counted from the daemon's start.
+    if (!input.held.held) return { desired: false, reason: 'waiting for the first answer from the DCS', recheckAt: null };
+    const d = whileUnreachable(input.startedAt, null, input);
+    return { ...d, reason: d.desired ? 'waiting for the first answer from the DCS; keeping the VIP already here' : 'no answer from the DCS since startup' };
+  }
+  return v.kind === 'value' ? fromValue(v, input) : whileUnreachable(v.since, v.last, input);
+}
+
+export function decide(input: DecideInput): Decision {
+  const d = desire(input);
+  const { held, ready } = input.held;
+  if (!ready) return { action: 'none', desired: d.desired, reason: `${d.reason}; waiting: ${input.held.detail ?? 'not ready'}`, recheckAt: d.recheckAt };
+  if (d.desired && !held) return { action: 'acquire', ...d };
+  if (!d.desired && held) return { action: 'release', ...d };
+  if (d.desired && held && !input.wasReady) return { action: 'announce', desired: true, reason: `${d.reason}; the interface came back`, recheckAt: d.recheckAt };
+  return { action: 'none', ...d };
+}

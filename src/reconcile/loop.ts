@@ -1,0 +1,211 @@
+// Drives the pure decision function: every event (a new leader view, a kernel/API change, a
+// deadline) schedules a pass; passes never overlap, and a burst of events collapses into one
+// more pass that sees only the latest state, so a stale transition is never applied.
+import { performance } from 'node:perf_hooks';
+import type { LeaderView, LeaderSource } from '../dcs/source.js';
+import type { Logger } from '../log.js';
+import type { HolderState, VipManager } from '../vip/manager.js';
+import { decide, type Decision, type DcsLossPolicy } from './decide.js';
+
+export interface Transition {
+  readonly direction: 'acquire' | 'release' | 'announce';
+  readonly reason: string;
+  /** The leader key's value and revision that caused it, when the DCS said so. */
+  readonly value: string | null | undefined;
+  readonly revision: string | undefined;
+  /** Wall-clock time it completed, for /status. */
+  readonly at: Date;
+  /** Milliseconds from learning the cause (the view's time) to the change being applied. */
+  readonly reactionMs: number | null;
+  /** Milliseconds the manager call itself took. */
+  readonly tookMs: number;
+}
+
+export interface ReconcilerOptions {
+  readonly source: LeaderSource;
+  readonly manager: VipManager;
+  readonly policy: DcsLossPolicy;
+  readonly triggerValue: string;
+  readonly retryNum: number;
+  readonly retryAfter: number;
+  readonly log: Logger;
+  /** Monotonic milliseconds; injectable for tests. */
+  readonly now?: () => number;
+  readonly onTransition?: (t: Transition) => void;
+  readonly onView?: (v: LeaderView) => void;
+  readonly onError?: (component: 'kernel' | 'manager', err: Error) => void;
+  /** An error the daemon cannot recover from by retrying (e.g. a loopback interface). */
+  readonly onFatal?: (err: Error) => void;
+}
+
+/** Errors that retrying cannot fix: the daemon stops with a clear message instead. */
+function isFatal(err: Error): boolean {
+  const code = (err as { code?: unknown }).code;
+  return err.name === 'NoLinkLayerAddressError' || code === 'EPERM' || code === 'EACCES' || (err as { fatal?: boolean }).fatal === true;
+}
+
+export class Reconciler {
+  private readonly now: () => number;
+  private readonly startedAt: number;
+  private view: LeaderView | null = null;
+  private wasReady = true;
+  private lastObserved: HolderState | null = null;
+  private dirty = false;
+  private running: Promise<void> | null = null;
+  private timer: NodeJS.Timeout | null = null;
+  private stopped = false;
+  private passes = 0;
+  private lastPassAt = 0;
+
+  constructor(private readonly o: ReconcilerOptions) {
+    this.now = o.now ?? (() => performance.now());
+    this.startedAt = this.now();
+  }
+
+  async start(): Promise<void> {
+    await this.o.manager.start(() => this.schedule());
+    this.schedule();
+    this.o.source.start((v) => {
+      this.view = v;
+      this.o.onView?.(v);
+      this.schedule();
+    });
+  }
+
+  /** The latest view and observation, for /status and logs. */
+  snapshot(): { view: LeaderView | null; held: HolderState | null; passes: number; lastPassAt: number } {
+    return { view: this.view, held: this.lastObserved, passes: this.passes, lastPassAt: this.lastPassAt };
+  }
+
+  /** Requests a pass; several requests while one runs make exactly one more. */
+  schedule(): void {
+    if (this.stopped) return;
+    this.dirty = true;
+    if (this.running === null) this.running = this.drain();
+  }
+
+  private async drain(): Promise<void> {
+    try {
+      while (this.dirty && !this.stopped) {
+        this.dirty = false;
+        await this.pass();
+      }
+    } finally {
+      this.running = null;
+    }
+  }
+
+  private async pass(): Promise<void> {
+    this.passes++;
+    this.lastPassAt = this.now();
+    let held: HolderState;
+    try {
+      held = await this.o.manager.observe();
+    } catch (e) {
+      this.fail('kernel', e as Error);
+      return;
+    }
+    this.lastObserved = held;
+    const view = this.view;
+    const d = decide({
+      view, held, wasReady: this.wasReady, triggerValue: this.o.triggerValue, policy: this.o.policy,
+      sourceHasLeases: this.o.source.providesLeaseDeadline, retryNum: this.o.retryNum, retryAfter: this.o.retryAfter,
+      startedAt: this.startedAt, now: this.now(),
+    });
+    if (held.ready !== this.wasReady) {
+      if (held.ready) this.o.log.info({ detail: held.detail }, 'VIP holder ready');
+      else this.o.log.warn({ detail: held.detail }, `waiting: ${held.detail ?? 'VIP holder not ready'}`);
+    }
+    this.wasReady = held.ready;
+    this.armRecheck(d);
+    if (d.action === 'none' || this.stopped) return;
+    await this.apply(d, view);
+  }
+
+  private async apply(d: Decision, view: LeaderView | null): Promise<void> {
+    const direction = d.action as Transition['direction'];
+    const started = this.now();
+    try {
+      if (direction === 'acquire') await this.o.manager.acquire();
+      else if (direction === 'release') await this.o.manager.release();
+      else await this.o.manager.announce();
+    } catch (e) {
+      this.fail('manager', e as Error, direction);
+      return;
+    }
+    const done = this.now();
+    const known = view?.kind === 'value' ? view : view?.kind === 'unreachable' ? view.last : null;
+    const t: Transition = {
+      direction,
+      reason: d.reason,
+      value: known?.value,
+      revision: known?.revision,
+      at: new Date(),
+      reactionMs: view?.kind === 'value' ? done - view.at : null,
+      tookMs: done - started,
+    };
+    const verb = direction === 'acquire' ? 'acquired the VIP' : direction === 'release' ? 'released the VIP' : 'announced the VIP again';
+    this.o.log.info(
+      { transition: direction, reason: t.reason, value: t.value, revision: t.revision, reactionMs: round(t.reactionMs), tookMs: round(t.tookMs) },
+      `${verb}: ${t.reason}${t.value !== undefined ? ` (value ${JSON.stringify(t.value)}, revision ${t.revision})` : ''}; took ${round(t.tookMs)} ms`,
+    );
+    this.o.onTransition?.(t);
+    // The world may have moved while the manager worked: look again.
+    this.dirty = true;
+  }
+
+  private fail(component: 'kernel' | 'manager', err: Error, action?: string): void {
+    if (isFatal(err)) {
+      this.o.log.error({ err, component }, `cannot continue: ${err.message}`);
+      this.o.onFatal?.(err);
+      return;
+    }
+    this.o.onError?.(component, err);
+    this.o.log.error({ err, component, action }, `${action ?? 'observing the VIP'} failed: ${err.message}; retrying in ${this.o.retryAfter} ms`);
+    this.armAt(this.now() + this.o.retryAfter);
+  }
+
+  private armRecheck(d: Decision): void {
+    if (d.recheckAt !== null) this.armAt(d.recheckAt);
+  }
+
+  private armAt(at: number): void {
+    if (this.stopped) return;
+    if (this.timer) clearTimeout(this.timer);
+    // +1 ms so the pass runs at or after the deadline, never a hair before it.
+    this.timer = setTimeout(() => {
+      this.timer = null;
+      this.schedule();
+    }, Math.max(0, at - this.now()) + 1);
+  }
+
+  /**
+   * Stops reacting, then releases a held VIP when asked (SIGTERM/SIGINT with release-on-stop).
+   * Returns whether the VIP was released.
+   */
+  async stop(release: boolean): Promise<boolean> {
+    this.stopped = true;
+    if (this.timer) clearTimeout(this.timer);
+    await this.running;
+    let released = false;
+    try {
+      if (release) {
+        const held = await this.o.manager.observe().catch(() => ({ held: true, ready: true }));
+        if (held.held) {
+          await this.o.manager.release();
+          released = true;
+          this.o.log.info({ transition: 'release', reason: 'shutting down' }, 'released the VIP: shutting down (release-on-stop)');
+        }
+      } else {
+        this.o.log.info('leaving the VIP as it is: release-on-stop is false');
+      }
+    } finally {
+      await Promise.allSettled([this.o.source.close(), this.o.manager.close()]);
+    }
+    return released;
+  }
+}
+
+function round(ms: number | null): number | null {
+  return ms === null ? null : Math.round(ms * 1000) / 1000;
+}

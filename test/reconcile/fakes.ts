@@ -1,0 +1,62 @@
+// In-memory stand-ins for the reconciler's two edges, so the loop is tested without sockets.
+import type { LeaderSource, LeaderView } from '../../src/dcs/source.js';
+import type { HolderState, VipManager } from '../../src/vip/manager.js';
+
+export class FakeSource implements LeaderSource {
+  readonly kind = 'etcd' as const;
+  providesLeaseDeadline = true;
+  private onView: ((v: LeaderView) => void) | null = null;
+  closed = false;
+  start(onView: (v: LeaderView) => void): void {
+    this.onView = onView;
+  }
+  emit(v: LeaderView): void {
+    this.onView!(v);
+  }
+  value(value: string | null, at = performance.now(), leaseDeadline: number | null = null): void {
+    this.emit({ kind: 'value', value, revision: String(Math.round(at)), at, leaseDeadline });
+  }
+  async close(): Promise<void> {
+    this.closed = true;
+  }
+}
+
+export class FakeManager implements VipManager {
+  readonly kind = 'basic' as const;
+  held = false;
+  ready = true;
+  /** Every call, in order. */
+  readonly calls: string[] = [];
+  /** Milliseconds each acquire/release takes, to let events pile up meanwhile. */
+  delayMs = 0;
+  failNext: Error | null = null;
+  private onChange: (() => void) | null = null;
+  async start(onChange: () => void): Promise<void> {
+    this.onChange = onChange;
+  }
+  async observe(): Promise<HolderState> {
+    return { held: this.held, ready: this.ready, detail: this.ready ? undefined : 'interface eth0 does not exist' };
+  }
+  private async act(name: string, held: boolean): Promise<void> {
+    this.calls.push(name);
+    if (this.delayMs > 0) await new Promise((r) => setTimeout(r, this.delayMs));
+    if (this.failNext) {
+      const e = this.failNext;
+      this.failNext = null;
+      throw e;
+    }
+    this.held = held;
+  }
+  acquire(): Promise<void> { return this.act('acquire', true); }
+  release(): Promise<void> { return this.act('release', false); }
+  async announce(): Promise<void> { this.calls.push('announce'); }
+  async close(): Promise<void> { this.calls.push('close'); }
+  /** Something outside changed the state (e.g. `ip addr del`). */
+  external(held: boolean, ready = this.ready): void {
+    this.held = held;
+    this.ready = ready;
+    this.onChange?.();
+  }
+}
+
+export const settle = (ms = 20) => new Promise((r) => setTimeout(r, ms));
