@@ -16,13 +16,21 @@ export const UNIT_DIR_RPM = 'usr/lib/systemd/system';
 /**
  * Files inside dependencies that are never loaded at run time on a glibc x86-64 system:
  * koffi's musl build (koffi picks linux_x64 when the node binary's interpreter is glibc's),
- * its C headers and its documentation. Removing them keeps the package smaller.
+ * its C headers and its documentation, and type-only packages (protobufjs lists @types/node
+ * as a dependency). Removing them keeps the package smaller.
  */
 const PRUNE = [
+  'node_modules/@types',
   'node_modules/@koromix/koffi-linux-x64/musl_x64',
   'node_modules/koffi/vendor',
   'node_modules/koffi/doc',
 ];
+
+/**
+ * TypeScript sources, declarations and source maps inside dependencies: Node 20 never loads
+ * them at run time, and they are about half the size of node_modules.
+ */
+const PRUNE_FILES = /\.(?:[mc]?ts|map)$/;
 
 export class StageError extends Error {
   constructor(message) {
@@ -60,6 +68,15 @@ function copyPackage(repo, pkgPath, appRoot) {
     recursive: true,
     filter: (src) => relative(join(repo, pkgPath), src).split('/')[0] !== 'node_modules',
   });
+}
+
+function pruneFiles(dir) {
+  for (const name of readdirSync(dir)) {
+    const p = join(dir, name);
+    const st = lstatSync(p);
+    if (st.isDirectory()) pruneFiles(p);
+    else if (st.isFile() && PRUNE_FILES.test(name)) rmSync(p);
+  }
 }
 
 /** Normalises modes: directories 0755, files 0644, or 0755 when any execute bit was set. */
@@ -117,6 +134,7 @@ export function stage({ repo, root, unitDir, sampleConfig, withConfig = true }) 
   writeAppPackageJson(repo, app);
   for (const p of productionPackages(repo)) copyPackage(repo, p, app);
   for (const p of PRUNE) rmSync(join(app, p), { recursive: true, force: true });
+  pruneFiles(join(app, 'node_modules'));
   normaliseModes(app);
 
   copyFile(join(repo, 'packaging', 'vip-manager.launcher'), join(root, 'usr/bin/vip-manager'), 0o755);

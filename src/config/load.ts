@@ -115,7 +115,7 @@ export function loadFromCommandLine(cli: CommandLine, input: LoadInput): LoadedC
     if (!values.has(k.name)) {
       if (required && !sources.has(k.name)) {
         const expected = k.check?.safeParse(undefined).error?.issues[0]?.message;
-        problems.push(`${k.name}: missing; set --${k.name}, ${envName(k.name)} or "${k.name}:" in the config file${k.name === 'interface' ? ' (required for manager-type basic)' : ''}${expected && !/received undefined|Invalid input/i.test(expected) ? ` (${expected})` : ''}`);
+        problems.push(`${k.name}: missing; set --${k.name}, ${envName(k.name)} or "${k.name}:" in the config file${k.name === 'interface' ? ` (required for manager-type ${String(values.get('manager-type'))})` : ''}${expected && !/received undefined|Invalid input/i.test(expected) ? ` (${expected})` : ''}`);
       }
       continue;
     }

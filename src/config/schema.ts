@@ -84,10 +84,11 @@ export const KEYS: readonly KeyDef[] = [
     help: 'Prefix length of the subnet the VIP belongs to: 1-32 for IPv4, 1-128 for IPv6.',
   },
   {
-    name: 'interface', kind: 'string', origin: 'upstream', defaultText: '(required for basic)', example: 'eth0',
+    name: 'interface', kind: 'string', origin: 'upstream', defaultText: '(required for basic and hetzner-cloud)', example: 'eth0',
     legacy: ['iface'],
-    required: (ctx) => ctx.get('manager-type') === 'basic',
-    help: 'Network interface the VIP is added to and removed from. Required for manager-type basic; waited for if it does not exist yet or is down.',
+    // hetzner-cloud also configures the floating IP on the interface; Robot only routes it.
+    required: (ctx) => ctx.get('manager-type') === 'basic' || ctx.get('manager-type') === 'hetzner-cloud',
+    help: 'Network interface the VIP is added to and removed from (basic, hetzner-cloud). Waited for if it does not exist yet or is down.',
     check: z.string().min(1).max(15, { error: 'expected an interface name of at most 15 characters' }),
   },
   {

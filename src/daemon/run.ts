@@ -1,5 +1,128 @@
+// The daemon: builds the leader source, the VIP holder, the reconciler and the operations
+// surface (metrics/health/status HTTP, systemd notifications) from the configuration, runs
+// until SIGTERM/SIGINT, then releases the VIP (unless release-on-stop is false) and exits 0.
+import { performance } from 'node:perf_hooks';
 import type { LoadedConfig } from '../config/load.js';
-export async function runDaemon(_loaded: LoadedConfig): Promise<number> {
-  process.stderr.write('vip-manager: the daemon is not built yet\n');
-  return 1;
+import { maskedConfig } from '../config/render.js';
+import { createLogger, type Logger } from '../log.js';
+import { createOpsHttp } from '../ops/http.js';
+import { Metrics } from '../ops/metrics.js';
+import { Notifier } from '../ops/sdnotify.js';
+import { sendDatagram } from '../net/unix-datagram.js';
+import { Reconciler, type Transition } from '../reconcile/loop.js';
+import { buildInfo } from '../version.js';
+import { createLeaderSource, createVipManager } from './factories.js';
+import { StatusBoard } from './status.js';
+
+/** The reconcile loop's heartbeat: /healthz and the systemd watchdog need it recent. */
+const HEARTBEAT_MS = 1000;
+/** A heartbeat older than this means the event loop is stuck: unhealthy, no watchdog ping. */
+const HEARTBEAT_STALE_MS = 5000;
+/** SIGTERM to exit: the VIP release itself takes well under a millisecond (basic). */
+const SHUTDOWN_DEADLINE_MS = 900;
+
+export async function runDaemon(loaded: LoadedConfig): Promise<number> {
+  const cfg = loaded.config;
+  const log = createLogger({ format: cfg['log-format'], verbose: cfg.verbose });
+  for (const w of loaded.warnings) log.warn(`config: ${w}`);
+  const info = buildInfo();
+  log.info({ version: info.version, commit: info.commit, config: maskedConfig(cfg) },
+    `vip-manager ${info.version} starting: VIP ${cfg.ip}/${cfg.netmask}${cfg.interface ? ` on ${cfg.interface}` : ''}, ${cfg['dcs-type']} key ${cfg['trigger-key']} = ${cfg['trigger-value']}, manager ${cfg['manager-type']}, dcs-loss ${cfg['dcs-loss']}`);
+
+  const metrics = new Metrics({ version: info.version, dcsType: cfg['dcs-type'], managerType: cfg['manager-type'] });
+  let source;
+  let manager;
+  try {
+    source = createLeaderSource(cfg, log.child({ component: 'dcs' }));
+    manager = await createVipManager(cfg, log.child({ component: 'vip' }), metrics);
+  } catch (e) {
+    log.error({ err: e }, `cannot start: ${(e as Error).message}`);
+    return 1;
+  }
+  if (cfg['dcs-loss'] === 'hold-lease' && !source.providesLeaseDeadline) {
+    log.warn(`dcs-type ${cfg['dcs-type']} gives no lease deadline: dcs-loss hold-lease acts as release (retry-num ${cfg['retry-num']} × retry-after ${cfg['retry-after']} ms)`);
+  }
+
+  let heartbeat = performance.now();
+  const beat = setInterval(() => { heartbeat = performance.now(); }, HEARTBEAT_MS);
+  const alive = () => performance.now() - heartbeat < HEARTBEAT_STALE_MS;
+  const notifier = new Notifier({ send: sendDatagram, alive, logger: log });
+  const status = new StatusBoard(cfg, info);
+
+  let finish: (code: number) => void = () => {};
+  const exited = new Promise<number>((resolve) => { finish = resolve; });
+  let readySent = false;
+
+  const reconciler = new Reconciler({
+    source, manager, log: log.child({ component: 'reconcile' }),
+    policy: cfg['dcs-loss'], triggerValue: cfg['trigger-value'], retryNum: cfg['retry-num'], retryAfter: cfg['retry-after'],
+    onView: (v) => {
+      status.view(v);
+      metrics.setDcsConnected(v.kind === 'value');
+      if (v.kind === 'value') {
+        metrics.dcsAnswered(v.at);
+        metrics.setLeaseDeadline(v.leaseDeadline);
+      } else {
+        metrics.error('dcs');
+      }
+    },
+    onTransition: (t: Transition) => {
+      status.transition(t);
+      if (t.direction !== 'announce') {
+        metrics.transition(t.direction, t.cause);
+        metrics.setHeld(t.direction === 'acquire');
+        if (t.reactionMs !== null) metrics.observeReaction(t.reactionMs);
+      }
+      void notifier.status(status.line());
+    },
+    onError: (component) => metrics.error(component),
+    onFatal: () => finish(1),
+    onPassed: (view) => {
+      // READY=1 once the first DCS answer has been applied (or found to need nothing).
+      if (readySent || view?.kind !== 'value') return;
+      readySent = true;
+      void notifier.ready(status.line());
+    },
+  });
+
+  const http = createOpsHttp({
+    enabled: cfg['http-enabled'], listen: cfg['http-listen'], metrics, logger: log.child({ component: 'http' }),
+    health: () => ({ ok: alive(), detail: { heartbeatAgeMs: Math.round(performance.now() - heartbeat) } }),
+    status: () => status.snapshot(reconciler.snapshot()),
+  });
+  try {
+    await http.start();
+  } catch (e) {
+    log.error({ err: e }, `cannot start: ${(e as Error).message}`);
+    clearInterval(beat);
+    await Promise.allSettled([source.close(), manager.close()]);
+    return 1;
+  }
+  await reconciler.start();
+  notifier.start();
+
+  const onSignal = (signal: NodeJS.Signals) => {
+    log.info({ signal }, `${signal} received: stopping`);
+    finish(0);
+  };
+  process.once('SIGTERM', onSignal);
+  process.once('SIGINT', onSignal);
+
+  const code = await exited;
+  process.removeListener('SIGTERM', onSignal);
+  process.removeListener('SIGINT', onSignal);
+  void notifier.stopping('stopping');
+  const release = cfg['release-on-stop'] && code === 0;
+  const deadline = new Promise<'late'>((r) => setTimeout(() => r('late'), SHUTDOWN_DEADLINE_MS).unref());
+  const stopped = await Promise.race([reconciler.stop(release).then(() => 'done' as const), deadline]);
+  if (stopped === 'late') log.warn(`shutdown took longer than ${SHUTDOWN_DEADLINE_MS} ms; exiting anyway`);
+  clearInterval(beat);
+  await Promise.race([http.close(), deadline]);
+  log.info({ code }, 'vip-manager stopped');
+  log.flush?.();
+  // A DCS client that did not close in time must not keep the process alive.
+  setTimeout(() => process.exit(code), 100).unref();
+  return code;
 }
+
+export type { Logger };

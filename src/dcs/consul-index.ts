@@ -1,10 +1,14 @@
 // The blocking-query index rules from Consul's documentation (api-docs/features/blocking.mdx,
 // "Implementation Details"), kept apart so they can be tested on their own:
-// - Reset the index if it goes backwards (a snapshot restore, an upgrade): use 0 next, which
-//   restarts the loop with a non-blocking read; keeping the higher index would block for the
-//   whole wait on every request and could miss updates for an unbounded time.
-// - Sanity check that the index is greater than zero: a 0 from a buggy Consul would make every
-//   following request return at once (a busy loop); 1 is always safe to wait on.
+// - Reset the index if it goes backwards (a snapshot restore, an upgrade): keeping the higher
+//   index would block for the whole wait on every request and could miss updates for an
+//   unbounded time.
+// - Sanity check that the index is at least 1 after each answer is handled: a 0 (from a buggy
+//   Consul, or from the reset above) would turn the next request into a non-blocking read,
+//   and a stream of them into a busy loop. 1 is always safe to wait on: it returns at once with
+//   the current state whenever anything was ever written. So after an answer the index is
+//   never 0; only the very first read, and the first read after a failed one (where a fresh
+//   answer is needed at once to report recovery), are plain reads.
 // - Rate limit: a token bucket with a burst of 2 lets a couple of quick successive deliveries
 //   through and then degrades to one request per refill period, without sleeping in the
 //   common case (a sleep after every answer would delay every update).
@@ -17,8 +21,9 @@ export interface NextIndex {
 }
 
 export function nextIndex(waitedOn: bigint, returned: bigint): NextIndex {
-  if (returned < waitedOn) return { index: 0n, wentBackwards: true };
-  return { index: returned < 1n ? 1n : returned, wentBackwards: false };
+  const wentBackwards = returned < waitedOn;
+  const reset = wentBackwards ? 0n : returned;
+  return { index: reset < 1n ? 1n : reset, wentBackwards };
 }
 
 /** Burst of the rate limiter, as the documentation suggests. */

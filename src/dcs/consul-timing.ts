@@ -12,7 +12,7 @@ export const CONSUL_MAX_WAIT_MS = 600_000;
  */
 export const WAIT_INTERVALS = 10;
 
-/** Consul's wait has second-ish granularity in practice; shorter waits are just polling. */
+/** Below 1 s a blocking query is little more than polling (and its jitter, wait/16, vanishes). */
 export const MIN_WAIT_MS = 1_000;
 
 /** Consul adds up to wait/16 of random jitter to a blocking query (blocking.mdx). */
@@ -47,13 +47,6 @@ export const ACL_RETRY_MS = 30_000;
  * this many are retried with the normal backoff before switching to ACL_RETRY_MS.
  */
 export const ACL_NOT_FOUND_TOLERANCE = 3;
-
-/**
- * Cap of the retry backoff after transport errors and 5xx answers. While Consul is unreachable
- * the reconciler has no lease to hold on to, so the VIP is down until the next successful read:
- * the cap bounds that extra downtime after Consul recovers.
- */
-export const ERROR_BACKOFF_CAP_MS = 8_000;
 
 export function blockingWaitMs(intervalMs: number): number {
   return Math.min(CONSUL_MAX_WAIT_MS, Math.max(MIN_WAIT_MS, intervalMs * WAIT_INTERVALS));

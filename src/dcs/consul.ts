@@ -12,14 +12,14 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Config } from '../config/schema.js';
 import type { Logger } from '../log.js';
+import { Backoff } from './backoff.js';
 import { ConsulAclError } from './consul-errors.js';
 import { nextIndex, RATE_LIMIT_BURST, TokenBucket } from './consul-index.js';
 import { interpretKvAnswer, kvLocation, type KvLocation, type KvRead } from './consul-kv.js';
 import {
-  ACL_NOT_FOUND_TOLERANCE, ACL_RETRY_MS, ANSWER_MARGIN_MS, blockingTimeoutMs, blockingWaitMs, CONNECT_TIMEOUT_MS,
-  ERROR_BACKOFF_CAP_MS, MAX_BODY_BYTES,
+  ACL_NOT_FOUND_TOLERANCE, ACL_RETRY_MS, ANSWER_MARGIN_MS, blockingTimeoutMs, blockingWaitMs, CONNECT_TIMEOUT_MS, MAX_BODY_BYTES,
 } from './consul-timing.js';
-import { FailoverHttpClient, RequestAbortedError, type HttpAnswer, type Query, type TlsFiles } from './http-client.js';
+import { displayEndpoint, FailoverHttpClient, RequestAbortedError, type HttpAnswer, type Query, type TlsFiles } from './http-client.js';
 import type { LeaderSource, LeaderView } from './source.js';
 import { ViewTracker } from './view-tracker.js';
 
@@ -31,12 +31,8 @@ export interface ConsulSourceOptions {
   tls: TlsFiles;
   intervalMs: number;
   retryAfterMs: number;
+  retryNum: number;
   log: Logger;
-}
-
-/** Exponential backoff from retry-after, capped. (Minimal local form; see the report.) */
-function backoffMs(failures: number, baseMs: number, capMs: number): number {
-  return Math.min(capMs, baseMs * 2 ** Math.min(Math.max(failures - 1, 0), 30));
 }
 
 /**
@@ -61,6 +57,12 @@ export class ConsulLeaderSource implements LeaderSource {
   private readonly location: KvLocation;
   private readonly waitMs: number;
   private readonly limiter: TokenBucket;
+  /**
+   * Pacing after failures (transport errors, 5xx): retry-num retries retry-after apart, then
+   * growing to backoff.ts's cap. While Consul is unreachable there is no lease to hold on to,
+   * so the cap also bounds the VIP's extra downtime once Consul is back.
+   */
+  private readonly backoff: Backoff;
   private readonly stopping = new AbortController();
   private loop: Promise<void> | null = null;
   /** The index the next request waits on; 0 means a plain (non-blocking) read. */
@@ -75,6 +77,7 @@ export class ConsulLeaderSource implements LeaderSource {
     // Under churn (a key rewritten many times a second) degrade to one read per interval, the
     // Go original's polling rate, rather than a busy loop.
     this.limiter = new TokenBucket(RATE_LIMIT_BURST, opts.intervalMs);
+    this.backoff = new Backoff({ initialMs: opts.retryAfterMs, flatRetries: opts.retryNum });
     this.client = new FailoverHttpClient({
       endpoints: opts.endpoints,
       tls: opts.tls,
@@ -86,7 +89,7 @@ export class ConsulLeaderSource implements LeaderSource {
 
   start(onView: (view: LeaderView) => void): void {
     if (this.loop) throw new Error('ConsulLeaderSource already started');
-    this.opts.log.info({ key: this.location.key, endpoints: this.opts.endpoints, waitMs: this.waitMs },
+    this.opts.log.info({ key: this.location.key, endpoints: this.opts.endpoints.map(displayEndpoint), waitMs: this.waitMs },
       'watching the leader key in Consul with blocking queries');
     this.loop = this.run(new ViewTracker(onView)).catch((e: unknown) => {
       this.opts.log.error({ err: e }, 'Consul watch loop failed unexpectedly');
@@ -148,31 +151,33 @@ export class ConsulLeaderSource implements LeaderSource {
         'Consul index went backwards (snapshot restore?); restarting the blocking loop');
     }
     this.index = next.index;
+    this.backoff.reset();
     this.aclNotFoundInARow = 0;
     if (this.aclErrorLogged !== null) {
       this.opts.log.info({ key: this.location.key }, 'Consul accepts the token again');
       this.aclErrorLogged = null;
     }
     const value = read.kind === 'found' ? read.value : null;
-    // The answer is known true as of the moment the request was sent (with ?consistent the
-    // leader verified itself then; later it might have lost leadership during the wait).
+    // `at` is when the request was sent, as source.ts asks: the answer became true somewhere
+    // between sending and receiving (a blocking read may have waited up to `wait`), and with
+    // ?consistent the leader verified itself at the start; the earlier time is the safe one.
     const result = tracker.value(
       { kind: 'value', value, revision: (read.kind === 'found' ? read.modifyIndex : read.index).toString(), at: sentAt, leaseDeadline: null },
       // A missing key's index is the KV table's and moves on unrelated writes: not a change.
       read.kind === 'found' ? `found:${read.modifyIndex}:${read.value}` : 'absent',
     );
-    if (result.recovered) this.opts.log.info({ key: this.location.key, endpoint: this.client.currentEndpoint }, 'Consul answered');
+    if (result.recovered) this.opts.log.info({ key: this.location.key, endpoint: displayEndpoint(this.client.currentEndpoint) }, 'Consul answered');
     if (result.emitted) this.opts.log.debug({ key: this.location.key, value, index: read.index.toString() }, 'leader key changed');
   }
 
   /** Reports a failed attempt and returns how long to wait before the next one. */
   private onFailure(tracker: ViewTracker, error: Error, sentAt: number): number {
-    // Whatever the index was, it may not be valid on whichever agent answers next; a plain
-    // read restarts the loop and costs one request.
+    // The next answer must come at once to report recovery; a blocking read on the old index
+    // would sit out the whole wait if nothing changed meanwhile. A plain read restarts the loop.
     this.index = 0n;
     const view = tracker.failure(error, sentAt);
     if (error instanceof ConsulAclError) return this.onAclError(error, view.failures);
-    const delay = backoffMs(view.failures, this.opts.retryAfterMs, Math.max(ERROR_BACKOFF_CAP_MS, this.opts.retryAfterMs));
+    const delay = this.backoff.next();
     if (view.failures === 1) this.opts.log.warn({ err: error.message, retryInMs: delay }, 'Consul is unreachable');
     else this.opts.log.debug({ err: error.message, failures: view.failures, retryInMs: delay }, 'Consul still unreachable');
     return delay;
@@ -181,7 +186,7 @@ export class ConsulLeaderSource implements LeaderSource {
   private onAclError(error: ConsulAclError, failures: number): number {
     this.aclNotFoundInARow = error.tokenNotFound ? this.aclNotFoundInARow + 1 : 0;
     const transient = error.tokenNotFound && this.aclNotFoundInARow <= ACL_NOT_FOUND_TOLERANCE;
-    const delay = transient ? backoffMs(failures, this.opts.retryAfterMs, ERROR_BACKOFF_CAP_MS) : ACL_RETRY_MS;
+    const delay = transient ? this.backoff.next() : ACL_RETRY_MS;
     // Logged once per distinct message: a wrong token would otherwise fill the journal.
     if (this.aclErrorLogged !== error.message) {
       this.opts.log.error({ err: error.message, retryInMs: delay }, 'Consul ACL error');
@@ -201,6 +206,7 @@ export function createConsulSource(cfg: Config, log: Logger): ConsulLeaderSource
     tls: { caFile: cfg['etcd-ca-file'], certFile: cfg['etcd-cert-file'], keyFile: cfg['etcd-key-file'] },
     intervalMs: cfg.interval,
     retryAfterMs: cfg['retry-after'],
+    retryNum: cfg['retry-num'],
     log: log.child({ dcs: 'consul' }),
   });
 }

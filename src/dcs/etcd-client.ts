@@ -1,25 +1,30 @@
 // Builds the etcd3 client the leader source uses: every endpoint, user/password, TLS with the
 // server certificate verified, gRPC keepalive tuned to notice a silent peer, etcd's
-// require-leader metadata on every call, and fault handling that leaves retry pacing to the
-// source (etcd3's default circuit breaker would refuse calls for 5 s after etcd returns).
+// require-leader metadata on every call, a deadline on every unary call, and fault handling
+// that sticks to one member and leaves retry pacing to the source (etcd3's default circuit
+// breaker would refuse calls for 5 s after etcd returns; see etcd-endpoints.ts).
 import { readFileSync } from 'node:fs';
 import { InterceptingCall, type Interceptor } from '@grpc/grpc-js';
-import { Etcd3, isRecoverableError, type IOptions } from 'etcd3';
+import { Etcd3, type IOptions } from 'etcd3';
+import { EndpointHealth, failoverPolicy } from './etcd-endpoints.js';
 
 /**
- * HTTP/2 ping period while a call (the watch stream) is open. etcd 3.4 refuses pings closer
- * than `--grpc-keepalive-min-time` (default 5 s) and answers the third early one with GOAWAY
- * too_many_pings; grpc-js schedules the next ping this long after the previous ack, so 6 s
- * keeps a 1 s margin for timer and scheduling jitter.
+ * HTTP/2 ping period while a call (the watch stream) is open. etcd 3.4 counts a ping that
+ * comes sooner than `--grpc-keepalive-min-time` (default 5 s) after the previous one as a
+ * strike and closes the connection (GOAWAY too_many_pings) at the third strike. grpc-js sends
+ * the next ping this long after the previous ack, and Node timers can fire up to ~1 ms early,
+ * so 5.5 s keeps a 0.5 s margin above etcd's minimum.
  */
-export const KEEPALIVE_TIME_MS = 6000;
+export const KEEPALIVE_TIME_MS = 5500;
 /**
- * How long an unacknowledged ping may stay unanswered before the connection counts as dead.
- * A loaded etcd answers pings in microseconds (they bypass raft and the disk), so 3 s only
- * fires for a peer that vanished without a RST (power loss, cable cut, firewall drop).
- * Silent-peer detection: at most KEEPALIVE_TIME_MS + KEEPALIVE_TIMEOUT_MS = 9 s.
+ * How long a ping may stay unanswered before the connection counts as dead. etcd answers pings
+ * from its HTTP/2 reader, outside raft and the disk, in well under a millisecond; 2.5 s only
+ * fires for a peer that vanished without a RST (power loss, cable cut, firewall drop, frozen
+ * process). Silent-peer detection: at most KEEPALIVE_TIME_MS + KEEPALIVE_TIMEOUT_MS = 8 s; with
+ * a leased key the lease query (every lease-check-interval, REQUEST_TIMEOUT_MS deadline)
+ * usually notices first.
  */
-export const KEEPALIVE_TIMEOUT_MS = 3000;
+export const KEEPALIVE_TIMEOUT_MS = 2500;
 /**
  * Deadline of every unary call (get, lease TTL query, authenticate). Longer than a default
  * etcd leader election (1 s election timeout), so a read during an election still succeeds;
@@ -66,57 +71,7 @@ export const requireLeaderInterceptor: Interceptor = (options, nextCall) =>
     },
   });
 
-type HostPolicy = ReturnType<NonNullable<NonNullable<IOptions['faultHandling']>['host']>>;
-type GlobalPolicy = NonNullable<NonNullable<IOptions['faultHandling']>['global']>;
 type WatchBackoff = NonNullable<NonNullable<IOptions['faultHandling']>['watchBackoff']>;
-
-/** The property errors from a call carry: the endpoint the call went to. */
-export const ENDPOINT = Symbol('etcd endpoint');
-
-export function endpointOf(e: unknown): string | undefined {
-  return e && typeof e === 'object' ? (e as { [ENDPOINT]?: string })[ENDPOINT] : undefined;
-}
-
-// etcd3 only ever calls `execute` on its policies (connection-pool.js), so these minimal
-// objects stand in for cockatiel policies without a dependency on cockatiel itself.
-
-/** Per endpoint: no circuit breaker (it blocked calls for 5 s after etcd came back); tags errors. */
-function hostPolicy(endpoint: string): HostPolicy {
-  const policy = {
-    async execute<T>(fn: (ctx: { signal: AbortSignal }) => PromiseLike<T> | T): Promise<T> {
-      try {
-        return await fn({ signal: new AbortController().signal });
-      } catch (e) {
-        if (e && typeof e === 'object' && !(ENDPOINT in e)) Object.defineProperty(e, ENDPOINT, { value: endpoint });
-        throw e;
-      }
-    },
-  };
-  return policy as unknown as HostPolicy;
-}
-
-/**
- * Across endpoints: a call that fails for a connection reason (unavailable, deadline, no
- * leader) is tried once on each other endpoint at once, so one dead member costs one attempt,
- * not a backoff period. Anything beyond that is the source's retry loop.
- */
-function globalPolicy(hostCount: number): GlobalPolicy {
-  const policy = {
-    async execute<T>(fn: (ctx: { signal: AbortSignal }) => PromiseLike<T> | T): Promise<T> {
-      let last: unknown;
-      for (let i = 0; i < hostCount; i++) {
-        try {
-          return await fn({ signal: new AbortController().signal });
-        } catch (e) {
-          last = e;
-          if (!(e instanceof Error) || !isRecoverableError(e)) throw e;
-        }
-      }
-      throw last;
-    },
-  };
-  return policy as unknown as GlobalPolicy;
-}
 
 /**
  * etcd3's own watch re-attach backoff. The source never lets etcd3 re-attach a watcher (it
@@ -126,14 +81,21 @@ function globalPolicy(hostCount: number): GlobalPolicy {
 const WATCH_REATTACH_MS = 1000;
 const watchBackoff = { duration: WATCH_REATTACH_MS, next: () => watchBackoff } as unknown as WatchBackoff;
 
+export interface EtcdClient {
+  readonly client: Etcd3;
+  /** Which member calls stick to and which ones failed lately. */
+  readonly endpoints: EndpointHealth;
+}
+
 /** Builds the client. Throws EtcdConfigFileError when a TLS file cannot be read. */
-export function buildEtcdClient(opts: EtcdClientOptions): Etcd3 {
+export function buildEtcdClient(opts: EtcdClientOptions): EtcdClient {
   const hosts = opts.endpoints;
   const secure = hosts.some((h) => h.startsWith('https:'));
   const ca = opts.caFile ? readFile('etcd-ca-file', opts.caFile) : undefined;
   const cert = opts.certFile ? readFile('etcd-cert-file', opts.certFile) : undefined;
   const key = opts.keyFile ? readFile('etcd-key-file', opts.keyFile) : undefined;
   const deadline = () => ({ deadline: Date.now() + REQUEST_TIMEOUT_MS });
+  const health = new EndpointHealth(hosts);
 
   const options: IOptions = {
     hosts,
@@ -149,8 +111,8 @@ export function buildEtcdClient(opts: EtcdClientOptions): Etcd3 {
     defaultCallOptions: (ctx) => (ctx.isStream ? {} : deadline()),
     dialTimeout: REQUEST_TIMEOUT_MS,
     faultHandling: {
-      host: hostPolicy,
-      global: globalPolicy(hosts.length),
+      host: (ep) => health.policyFor(ep),
+      global: failoverPolicy(hosts.length),
       watchBackoff,
     },
   };
@@ -161,5 +123,5 @@ export function buildEtcdClient(opts: EtcdClientOptions): Etcd3 {
   if (opts.user) {
     options.auth = { username: opts.user, password: opts.password ?? '', callOptions: deadline };
   }
-  return new Etcd3(options);
+  return { client: new Etcd3(options), endpoints: health };
 }

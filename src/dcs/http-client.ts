@@ -40,7 +40,7 @@ export class EndpointError extends Error {
     message: string,
     options?: ErrorOptions & { reusedSocket?: boolean; code?: string },
   ) {
-    super(`${endpoint}: ${message}`, options);
+    super(`${displayEndpoint(endpoint)}: ${message}`, options);
     this.name = 'EndpointError';
     this.reusedSocket = options?.reusedSocket ?? false;
     this.code = options?.code;
@@ -63,6 +63,19 @@ export class RequestAbortedError extends Error {
   constructor() {
     super('request aborted');
     this.name = 'RequestAbortedError';
+  }
+}
+
+/**
+ * An endpoint as it may appear in logs and errors: without user:password (an endpoint URL may
+ * carry basic-auth credentials, which Node sends; they must not reach the journal).
+ */
+export function displayEndpoint(endpoint: string): string {
+  try {
+    const u = new URL(endpoint);
+    return `${u.protocol}//${u.host}${u.pathname === '/' ? '' : u.pathname}`;
+  } catch {
+    return '(invalid URL)';
   }
 }
 
@@ -91,6 +104,7 @@ export function joinUrl(endpoint: string, path: string, query: Query = []): URL 
 }
 
 export interface HttpAnswer {
+  /** The endpoint that answered, in its displayable form (displayEndpoint: no credentials). */
   readonly endpoint: string;
   readonly status: number;
   readonly headers: http.IncomingHttpHeaders;
@@ -204,7 +218,7 @@ export class FailoverHttpClient {
         continue;
       }
       if (idx !== this.preferred) {
-        this.opts.log.info({ endpoint, previous: this.currentEndpoint }, 'switched to another DCS endpoint');
+        this.opts.log.info({ endpoint: displayEndpoint(endpoint), previous: displayEndpoint(this.currentEndpoint) }, 'switched to another DCS endpoint');
         this.preferred = idx;
       }
       return answer;
@@ -281,7 +295,7 @@ export class FailoverHttpClient {
           }
         });
         res.on('end', () => finish(null, {
-          endpoint, status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks), truncated,
+          endpoint: displayEndpoint(endpoint), status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks), truncated,
         }));
         res.on('error', (err: NodeJS.ErrnoException) => finish(classify(endpoint, err, false, caFile)));
         res.on('aborted', () => finish(new EndpointError(endpoint, 'network', 'connection closed in the middle of the answer')));

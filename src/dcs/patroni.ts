@@ -7,7 +7,8 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Config } from '../config/schema.js';
 import type { Logger } from '../log.js';
-import { FailoverHttpClient, RequestAbortedError, type TlsFiles } from './http-client.js';
+import { Backoff } from './backoff.js';
+import { displayEndpoint, FailoverHttpClient, RequestAbortedError, type TlsFiles } from './http-client.js';
 import type { LeaderSource, LeaderView } from './source.js';
 import { ViewTracker } from './view-tracker.js';
 
@@ -30,12 +31,8 @@ export interface PatroniSourceOptions {
   tls: TlsFiles;
   intervalMs: number;
   retryAfterMs: number;
+  retryNum: number;
   log: Logger;
-}
-
-/** Exponential backoff from retry-after, capped. (Minimal local form; see the report.) */
-function backoffMs(failures: number, baseMs: number, capMs: number): number {
-  return Math.min(capMs, baseMs * 2 ** Math.min(Math.max(failures - 1, 0), 30));
 }
 
 export class PatroniLeaderSource implements LeaderSource {
@@ -44,12 +41,19 @@ export class PatroniLeaderSource implements LeaderSource {
 
   private readonly client: FailoverHttpClient;
   private readonly timeoutMs: number;
+  /**
+   * After a failed poll, retry sooner than `interval`: retry-num retries retry-after apart (so
+   * the reconciler's retry-num count is reached quickly), then growing, but never slower than
+   * the normal polling `interval`.
+   */
+  private readonly backoff: Backoff;
   private readonly stopping = new AbortController();
   private loop: Promise<void> | null = null;
 
   /** Throws on a configuration problem (unreadable TLS file), never later. */
   constructor(private readonly opts: PatroniSourceOptions) {
     this.timeoutMs = patroniTimeoutMs(opts.intervalMs);
+    this.backoff = new Backoff({ initialMs: opts.retryAfterMs, flatRetries: opts.retryNum, maxMs: opts.intervalMs });
     this.client = new FailoverHttpClient({
       endpoints: opts.endpoints,
       tls: opts.tls,
@@ -60,7 +64,7 @@ export class PatroniLeaderSource implements LeaderSource {
 
   start(onView: (view: LeaderView) => void): void {
     if (this.loop) throw new Error('PatroniLeaderSource already started');
-    this.opts.log.info({ path: this.opts.triggerKey, endpoints: this.opts.endpoints, intervalMs: this.opts.intervalMs, timeoutMs: this.timeoutMs },
+    this.opts.log.info({ path: this.opts.triggerKey, endpoints: this.opts.endpoints.map(displayEndpoint), intervalMs: this.opts.intervalMs, timeoutMs: this.timeoutMs },
       'polling the Patroni REST API');
     this.loop = this.run(new ViewTracker(onView)).catch((e: unknown) => {
       this.opts.log.error({ err: e }, 'Patroni poll loop failed unexpectedly');
@@ -89,17 +93,16 @@ export class PatroniLeaderSource implements LeaderSource {
       } catch (e) {
         if (e instanceof RequestAbortedError || this.stopping.signal.aborted) return;
         const view = tracker.failure(e as Error, sentAt);
-        // Retry sooner than `interval` at first (retry-after, doubling) so the reconciler's
-        // retry-num count is reached quickly, but never poll slower than `interval`.
-        const delay = backoffMs(view.failures, this.opts.retryAfterMs, this.opts.intervalMs);
+        const delay = this.backoff.next();
         if (view.failures === 1) this.opts.log.warn({ err: (e as Error).message, retryInMs: delay }, 'Patroni REST API is unreachable');
         else this.opts.log.debug({ err: (e as Error).message, failures: view.failures }, 'Patroni REST API still unreachable');
         await this.pause(delay);
         continue;
       }
+      this.backoff.reset();
       const value = String(status);
       const result = tracker.value({ kind: 'value', value, revision: value, at: sentAt, leaseDeadline: null }, value);
-      if (result.recovered) this.opts.log.info({ endpoint: this.client.currentEndpoint, status }, 'Patroni REST API answered');
+      if (result.recovered) this.opts.log.info({ endpoint: displayEndpoint(this.client.currentEndpoint), status }, 'Patroni REST API answered');
       else if (result.emitted) this.opts.log.debug({ status }, 'Patroni leader status changed');
       // Fixed cadence: the next poll is due one interval after this one started.
       await this.pause(this.opts.intervalMs - (performance.now() - sentAt));
@@ -114,6 +117,7 @@ export function createPatroniSource(cfg: Config, log: Logger): PatroniLeaderSour
     tls: { caFile: cfg['etcd-ca-file'], certFile: cfg['etcd-cert-file'], keyFile: cfg['etcd-key-file'] },
     intervalMs: cfg.interval,
     retryAfterMs: cfg['retry-after'],
+    retryNum: cfg['retry-num'],
     log: log.child({ dcs: 'patroni' }),
   });
 }

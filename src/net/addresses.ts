@@ -34,9 +34,11 @@ export interface InterfaceAddress {
   secondary: boolean;
 }
 
-function request(ifindex: number, ip: string, prefixLen: number): { family: Family; body: Buffer; text: string } {
+function request(verb: string, ifindex: number, ip: string, prefixLen: number): { body: Buffer; op: string } {
   const { family, bytes } = parseIp(ip);
   const text = `${formatIp(bytes)}/${prefixLen}`;
+  const op = `${verb} ${text} ${verb === 'adding' ? 'to' : 'from'} interface #${ifindex}`;
+  checkPrefix(ip, prefixLen, family, op);
   const v6 = family === 6;
   const flags = v6 ? IFA_F_NODAD : 0;
   const head = encodeIfaddrmsg({ family: v6 ? AF_INET6 : AF_INET, prefixLen, flags, scope: RT_SCOPE_UNIVERSE, index: ifindex });
@@ -44,7 +46,7 @@ function request(ifindex: number, ip: string, prefixLen: number): { family: Fami
   // links and the same as IFA_LOCAL otherwise — `ip addr add` sends both.
   const attrs = [encodeAttr(IFA_LOCAL, bytes), encodeAttr(IFA_ADDRESS, bytes)];
   if (flags) attrs.push(u32Attr(IFA_FLAGS, flags));
-  return { family, body: Buffer.concat([head, ...attrs]), text };
+  return { body: Buffer.concat([head, ...attrs]), op };
 }
 
 function checkPrefix(ip: string, prefixLen: number, family: Family, op: string): void {
@@ -62,17 +64,13 @@ function checkPrefix(ip: string, prefixLen: number, family: Family, op: string):
  * interface, 'EINVAL' for a bad prefix, 'EPERM' without CAP_NET_ADMIN.
  */
 export function addAddress(ifindex: number, ip: string, prefixLen: number): void {
-  const { family, body, text } = request(ifindex, ip, prefixLen);
-  const op = `adding ${text} to interface #${ifindex}`;
-  checkPrefix(ip, prefixLen, family, op);
+  const { body, op } = request('adding', ifindex, ip, prefixLen);
   routeSocket().request(op, RTM_NEWADDR, NLM_F_CREATE | NLM_F_EXCL, body);
 }
 
 /** Removes `ip/prefixLen`; 'EADDRNOTAVAIL' when no such address (with that prefix) is there. */
 export function deleteAddress(ifindex: number, ip: string, prefixLen: number): void {
-  const { family, body, text } = request(ifindex, ip, prefixLen);
-  const op = `removing ${text} from interface #${ifindex}`;
-  checkPrefix(ip, prefixLen, family, op);
+  const { body, op } = request('removing', ifindex, ip, prefixLen);
   routeSocket().request(op, RTM_DELADDR, 0, body);
 }
 
@@ -120,4 +118,12 @@ export function hasAddress(ifindex: number, ip: string, prefixLen: number): bool
   const { family, bytes } = parseIp(ip);
   const want = formatIp(bytes);
   return listAddresses(ifindex, family).some((a) => a.address === want && a.prefixLen === prefixLen);
+}
+
+/**
+ * The interface's primary IPv4 address: the first global-scope, non-secondary one, as the
+ * kernel orders them (the address a host is normally known by). Null when it has none.
+ */
+export function primaryIPv4(ifindex: number): string | null {
+  return listAddresses(ifindex, 4).find((a) => a.scope === RT_SCOPE_UNIVERSE && !a.secondary)?.address ?? null;
 }

@@ -8,6 +8,10 @@ export const TRANSIENT_CODES: ReadonlySet<string> = new Set(['EBUSY', 'EAGAIN', 
 /** What an unprivileged process lacks, by the kind of socket the call was made on. */
 export type Capability = 'CAP_NET_ADMIN' | 'CAP_NET_RAW';
 
+function capabilityHint(cap: Capability): string {
+  return ` (this process lacks ${cap}; grant it with AmbientCapabilities=${cap} in the systemd unit, or run as root)`;
+}
+
 /** Common base: errno and name, and whether a retry may help. */
 export class NetError extends Error {
   readonly errno: number;
@@ -33,7 +37,7 @@ export class SyscallError extends NetError {
   readonly syscall: string;
 
   constructor(syscall: string, errno: number, code: string, context?: string, missingCapability?: Capability) {
-    const need = missingCapability ? ` (this process lacks ${missingCapability})` : '';
+    const need = missingCapability ? capabilityHint(missingCapability) : '';
     super(`${context ? `${context}: ` : ''}${syscall}() failed with ${code}${need}`, errno, code, missingCapability);
     this.syscall = syscall;
   }
@@ -52,7 +56,7 @@ export class NetlinkError extends NetError {
     // an EPERM from rtnetlink has no other cause.
     const cap: Capability | undefined = code === 'EPERM' ? 'CAP_NET_ADMIN' : undefined;
     const why = extAck ? `: ${extAck}` : '';
-    const need = cap ? ` (this process lacks ${cap}; grant it with AmbientCapabilities=CAP_NET_ADMIN or run as root)` : '';
+    const need = cap ? capabilityHint(cap) : '';
     super(`${operation} failed with ${code}${why}${need}`, errno, code, cap);
     this.operation = operation;
     this.extAck = extAck;

@@ -46,9 +46,8 @@ export const MSG_DONTWAIT = 0x40;
 const ALIASES = new Set(['EWOULDBLOCK', 'EDEADLOCK', 'ENOTSUP']);
 const ERRNO_NAMES = new Map<number, string>();
 for (const [name, num] of Object.entries(koffi.os.errno)) {
-  if (!ALIASES.has(name) || !ERRNO_NAMES.has(num)) {
-    if (!ERRNO_NAMES.has(num) || ALIASES.has(ERRNO_NAMES.get(num)!)) ERRNO_NAMES.set(num, name);
-  }
+  const had = ERRNO_NAMES.get(num);
+  if (had === undefined || (ALIASES.has(had) && !ALIASES.has(name))) ERRNO_NAMES.set(num, name);
 }
 
 export const errno = koffi.os.errno as Readonly<Record<string, number>>;

@@ -15,7 +15,7 @@ import { decodeAddressMessage } from './addresses.js';
 import { decodeLinkMessage } from './links.js';
 import {
   RTM_DELADDR, RTM_DELLINK, RTM_NEWADDR, RTM_NEWLINK, RTNLGRP_IPV4_IFADDR, RTNLGRP_IPV6_IFADDR, RTNLGRP_LINK,
-  openRouteSocketFd, parseMessages,
+  openRouteSocketFd, parseMessages, type NlMessage,
 } from './netlink.js';
 import type { Family } from './ip.js';
 
@@ -139,12 +139,13 @@ export class NetMonitor extends EventEmitter<NetMonitorEvents> {
       }
       for (const m of parseMessages(this.buf.subarray(0, n))) {
         if (this.closed) return;
-        this.dispatch(m.type, m);
+        this.dispatch(m);
       }
     }
   }
 
-  private dispatch(type: number, m: Parameters<typeof decodeLinkMessage>[0]): void {
+  private dispatch(m: NlMessage): void {
+    const type = m.type;
     if (type === RTM_NEWADDR || type === RTM_DELADDR) {
       const a = decodeAddressMessage(m);
       if (a) {

@@ -57,7 +57,7 @@ export interface DatagramReceiver {
   readonly path: string;
   /** The next queued datagram, or null when none is waiting (never blocks). */
   recv(): Buffer | null;
-  /** Resolves with the next datagram; rejects after `timeoutMs`. */
+  /** Resolves with the next datagram; rejects after `timeoutMs`. One wait at a time. */
   next(timeoutMs: number): Promise<Buffer>;
   close(): void;
 }
@@ -92,6 +92,8 @@ export function bindDatagramReceiver(path: string): DatagramReceiver {
     next(timeoutMs) {
       const ready = recv();
       if (ready) return Promise.resolve(ready);
+      // libuv allows one poll handle per descriptor; a second would make it misbehave.
+      if (waiters.size > 0) return Promise.reject(new Error(`already waiting for a datagram on ${path}`));
       return new Promise<Buffer>((resolve, reject) => {
         const done = (): void => {
           clearTimeout(timer);

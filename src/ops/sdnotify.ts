@@ -7,15 +7,17 @@
 // while the reconcile loop is stuck on a promise that never settles. So every ping first asks
 // `alive()` (e.g. "the reconcile loop's heartbeat is recent") and is withheld when it says no.
 //
-// Sending is injected (`send`): the daemon passes src/net/unix-datagram.ts's sendDatagram,
-// which talks to the kernel through koffi. No native build and no child process.
+// Datagrams go out through src/net/unix-datagram.ts (libc via koffi: no native build, no child
+// process); tests may inject another `send`.
 import type { Logger } from '../log.js';
+import { sendDatagram } from '../net/unix-datagram.js';
 
 /** Sends one datagram to an AF_UNIX SOCK_DGRAM socket ('@name' = abstract namespace). */
 export type DatagramSender = (path: string, data: Buffer) => void | Promise<void>;
 
 export interface NotifierOptions {
-  send: DatagramSender;
+  /** Defaults to sendDatagram from src/net/unix-datagram.ts. */
+  send?: DatagramSender;
   /** Whether the daemon's loops are alive; WATCHDOG=1 is sent only while this says true. */
   alive: () => boolean;
   /** Defaults to process.env (read once, at construction). */
@@ -93,7 +95,7 @@ export class Notifier {
   private async notify(lines: readonly string[]): Promise<boolean> {
     if (this.socket === null || lines.length === 0) return false;
     try {
-      await this.opts.send(this.socket, Buffer.from(lines.join('\n') + '\n', 'utf8'));
+      await (this.opts.send ?? sendDatagram)(this.socket, Buffer.from(lines.join('\n') + '\n', 'utf8'));
       this.sendFailed = false;
       return true;
     } catch (err) {

@@ -25,10 +25,17 @@ export interface DecideInput {
 
 export type Action = 'acquire' | 'release' | 'announce' | 'none';
 
+/** Short, stable names of why: metric labels and log fields. */
+export type Cause =
+  | 'key-ours' | 'key-other' | 'key-absent' | 'lease-expired'
+  | 'dcs-keep' | 'dcs-lost-other' | 'dcs-hold-lease' | 'dcs-lease-expired' | 'dcs-retrying' | 'dcs-lost'
+  | 'startup-wait' | 'startup-keep' | 'startup-lost' | 'link-up';
+
 export interface Decision {
   readonly action: Action;
-  /** Whether the VIP should be here, and why, in words for the log. */
+  /** Whether the VIP should be here, and why: a stable cause and words for the log. */
   readonly desired: boolean;
+  readonly cause: Cause;
   readonly reason: string;
   /** The next moment this decision changes by itself (a deadline), if any: re-run then. */
   readonly recheckAt: number | null;
@@ -36,20 +43,21 @@ export interface Decision {
 
 interface Desire {
   desired: boolean;
+  cause: Cause;
   reason: string;
   recheckAt: number | null;
 }
 
 function fromValue(v: LeaderValue, input: DecideInput): Desire {
   if (v.value !== input.triggerValue) {
-    return { desired: false, reason: v.value === null ? 'the trigger key does not exist' : `the trigger key names ${JSON.stringify(v.value)}`, recheckAt: null };
+    return { desired: false, cause: v.value === null ? 'key-absent' : 'key-other', reason: v.value === null ? 'the trigger key does not exist' : `the trigger key names ${JSON.stringify(v.value)}`, recheckAt: null };
   }
   // Even while connected, never trust a lease past its deadline: if the lease ran out without
   // the delete reaching us, another node may already hold the key.
   if (input.policy === 'hold-lease' && v.leaseDeadline !== null && input.now >= v.leaseDeadline) {
-    return { desired: false, reason: 'the leader lease has expired as last observed', recheckAt: null };
+    return { desired: false, cause: 'lease-expired', reason: 'the leader lease has expired as last observed', recheckAt: null };
   }
-  return { desired: true, reason: 'the trigger key names this node', recheckAt: input.policy === 'hold-lease' ? v.leaseDeadline : null };
+  return { desired: true, cause: 'key-ours', reason: 'the trigger key names this node', recheckAt: input.policy === 'hold-lease' ? v.leaseDeadline : null };
 }
 
 /**
@@ -59,22 +67,22 @@ function fromValue(v: LeaderValue, input: DecideInput): Desire {
  */
 function whileUnreachable(since: number, last: LeaderValue | null, input: DecideInput): Desire {
   if (input.policy === 'keep') {
-    return { desired: input.held.held, reason: 'the DCS is unreachable; dcs-loss keep holds the current state', recheckAt: null };
+    return { desired: input.held.held, cause: 'dcs-keep', reason: 'the DCS is unreachable; dcs-loss keep holds the current state', recheckAt: null };
   }
   const lastOurs = last === null ? input.held.held : last.value === input.triggerValue;
   if (!lastOurs) {
-    return { desired: false, reason: 'the DCS is unreachable and did not name this node before', recheckAt: null };
+    return { desired: false, cause: 'dcs-lost-other', reason: 'the DCS is unreachable and did not name this node before', recheckAt: null };
   }
   if (input.policy === 'hold-lease' && input.sourceHasLeases && last !== null && last.leaseDeadline !== null) {
     return input.now < last.leaseDeadline
-      ? { desired: true, reason: 'the DCS is unreachable; holding until the leader lease could expire', recheckAt: last.leaseDeadline }
-      : { desired: false, reason: 'the DCS is unreachable and the leader lease could have expired', recheckAt: null };
+      ? { desired: true, cause: 'dcs-hold-lease', reason: 'the DCS is unreachable; holding until the leader lease could expire', recheckAt: last.leaseDeadline }
+      : { desired: false, cause: 'dcs-lease-expired', reason: 'the DCS is unreachable and the leader lease could have expired', recheckAt: null };
   }
   // release, or hold-lease without a known lease: retry-num attempts retry-after apart, then give up.
   const giveUpAt = since + input.retryNum * input.retryAfter;
   return input.now < giveUpAt
-    ? { desired: true, reason: 'the DCS is unreachable; retrying before releasing', recheckAt: giveUpAt }
-    : { desired: false, reason: `the DCS has been unreachable for ${input.retryNum} attempts ${input.retryAfter} ms apart`, recheckAt: null };
+    ? { desired: true, cause: 'dcs-retrying', reason: 'the DCS is unreachable; retrying before releasing', recheckAt: giveUpAt }
+    : { desired: false, cause: 'dcs-lost', reason: `the DCS has been unreachable for ${input.retryNum} attempts ${input.retryAfter} ms apart`, recheckAt: null };
 }
 
 function desire(input: DecideInput): Desire {
@@ -82,9 +90,11 @@ function desire(input: DecideInput): Desire {
   if (v === null) {
     // No answer yet. A VIP already here stays (a restart on the leader must not drop it),
     // under the DCS-loss policy counted from the daemon's start.
-    if (!input.held.held) return { desired: false, reason: 'waiting for the first answer from the DCS', recheckAt: null };
+    if (!input.held.held) return { desired: false, cause: 'startup-wait', reason: 'waiting for the first answer from the DCS', recheckAt: null };
     const d = whileUnreachable(input.startedAt, null, input);
-    return { ...d, reason: d.desired ? 'waiting for the first answer from the DCS; keeping the VIP already here' : 'no answer from the DCS since startup' };
+    return d.desired
+      ? { ...d, cause: 'startup-keep', reason: 'waiting for the first answer from the DCS; keeping the VIP already here' }
+      : { ...d, cause: 'startup-lost', reason: 'no answer from the DCS since startup' };
   }
   return v.kind === 'value' ? fromValue(v, input) : whileUnreachable(v.since, v.last, input);
 }
@@ -92,9 +102,9 @@ function desire(input: DecideInput): Desire {
 export function decide(input: DecideInput): Decision {
   const d = desire(input);
   const { held, ready } = input.held;
-  if (!ready) return { action: 'none', desired: d.desired, reason: `${d.reason}; waiting: ${input.held.detail ?? 'not ready'}`, recheckAt: d.recheckAt };
+  if (!ready) return { action: 'none', desired: d.desired, cause: d.cause, reason: `${d.reason}; waiting: ${input.held.detail ?? 'not ready'}`, recheckAt: d.recheckAt };
   if (d.desired && !held) return { action: 'acquire', ...d };
   if (!d.desired && held) return { action: 'release', ...d };
-  if (d.desired && held && !input.wasReady) return { action: 'announce', desired: true, reason: `${d.reason}; the interface came back`, recheckAt: d.recheckAt };
+  if (d.desired && held && !input.wasReady) return { action: 'announce', desired: true, cause: 'link-up', reason: `${d.reason}; the interface came back`, recheckAt: d.recheckAt };
   return { action: 'none', ...d };
 }

@@ -5,10 +5,11 @@ import { performance } from 'node:perf_hooks';
 import type { LeaderView, LeaderSource } from '../dcs/source.js';
 import type { Logger } from '../log.js';
 import type { HolderState, VipManager } from '../vip/manager.js';
-import { decide, type Decision, type DcsLossPolicy } from './decide.js';
+import { decide, type Cause, type Decision, type DcsLossPolicy } from './decide.js';
 
 export interface Transition {
   readonly direction: 'acquire' | 'release' | 'announce';
+  readonly cause: Cause | 'shutdown';
   readonly reason: string;
   /** The leader key's value and revision that caused it, when the DCS said so. */
   readonly value: string | null | undefined;
@@ -36,6 +37,8 @@ export interface ReconcilerOptions {
   readonly onError?: (component: 'kernel' | 'manager', err: Error) => void;
   /** An error the daemon cannot recover from by retrying (e.g. a loopback interface). */
   readonly onFatal?: (err: Error) => void;
+  /** After every pass, with the view it acted on (readiness: the first DCS answer applied). */
+  readonly onPassed?: (view: LeaderView | null, decision: Decision) => void;
 }
 
 /** Errors that retrying cannot fix: the daemon stops with a clear message instead. */
@@ -118,8 +121,8 @@ export class Reconciler {
     }
     this.wasReady = held.ready;
     this.armRecheck(d);
-    if (d.action === 'none' || this.stopped) return;
-    await this.apply(d, view);
+    if (d.action !== 'none' && !this.stopped) await this.apply(d, view);
+    this.o.onPassed?.(view, d);
   }
 
   private async apply(d: Decision, view: LeaderView | null): Promise<void> {
@@ -137,6 +140,7 @@ export class Reconciler {
     const known = view?.kind === 'value' ? view : view?.kind === 'unreachable' ? view.last : null;
     const t: Transition = {
       direction,
+      cause: d.cause,
       reason: d.reason,
       value: known?.value,
       revision: known?.revision,
@@ -146,7 +150,7 @@ export class Reconciler {
     };
     const verb = direction === 'acquire' ? 'acquired the VIP' : direction === 'release' ? 'released the VIP' : 'announced the VIP again';
     this.o.log.info(
-      { transition: direction, reason: t.reason, value: t.value, revision: t.revision, reactionMs: round(t.reactionMs), tookMs: round(t.tookMs) },
+      { transition: direction, cause: t.cause, reason: t.reason, value: t.value, revision: t.revision, reactionMs: round(t.reactionMs), tookMs: round(t.tookMs) },
       `${verb}: ${t.reason}${t.value !== undefined ? ` (value ${JSON.stringify(t.value)}, revision ${t.revision})` : ''}; took ${round(t.tookMs)} ms`,
     );
     this.o.onTransition?.(t);
@@ -190,15 +194,21 @@ export class Reconciler {
     let released = false;
     try {
       if (release) {
+        // If the state cannot be read, try to release anyway: releasing is idempotent.
         const held = await this.o.manager.observe().catch(() => ({ held: true, ready: true }));
         if (held.held) {
+          const started = this.now();
           await this.o.manager.release();
           released = true;
-          this.o.log.info({ transition: 'release', reason: 'shutting down' }, 'released the VIP: shutting down (release-on-stop)');
+          const tookMs = this.now() - started;
+          this.o.log.info({ transition: 'release', cause: 'shutdown', tookMs: round(tookMs) }, `released the VIP: shutting down (release-on-stop); took ${round(tookMs)} ms`);
+          this.o.onTransition?.({ direction: 'release', cause: 'shutdown', reason: 'shutting down', value: undefined, revision: undefined, at: new Date(), reactionMs: null, tookMs });
         }
       } else {
         this.o.log.info('leaving the VIP as it is: release-on-stop is false');
       }
+    } catch (e) {
+      this.o.log.error({ err: e }, `releasing the VIP on shutdown failed: ${(e as Error).message}`);
     } finally {
       await Promise.allSettled([this.o.source.close(), this.o.manager.close()]);
     }

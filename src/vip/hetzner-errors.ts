@@ -33,6 +33,11 @@ export class HetznerConfigError extends HetznerError {
   readonly disposition = 'fatal' as const;
 }
 
+/** Something this manager needs is not known yet (this server's IP or id): try again later. */
+export class HetznerNotReadyError extends HetznerError {
+  readonly disposition = 'transient' as const;
+}
+
 /** 401: wrong credentials or token. Never retried (Robot locks the client out after three). */
 export class HetznerAuthError extends HetznerError {
   readonly disposition = 'fatal' as const;
@@ -107,4 +112,14 @@ export function excerpt(body: string, secrets: readonly (string | undefined)[], 
   const oneLine = body.replace(/\s+/g, ' ').trim();
   const cut = oneLine.length > max ? oneLine.slice(0, max) + '…' : oneLine;
   return JSON.stringify(maskSecrets(cut, secrets));
+}
+
+/** Anything else that went wrong (a local address call failed, a bug): retried with backoff. */
+export class HetznerUnexpectedError extends HetznerError {
+  readonly disposition = 'transient' as const;
+}
+
+export function asHetznerError(err: unknown): HetznerError {
+  if (err instanceof HetznerError) return err;
+  return new HetznerUnexpectedError(err instanceof Error ? err.message : String(err), { cause: err });
 }

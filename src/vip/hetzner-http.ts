@@ -15,6 +15,8 @@ export interface HttpExchange {
   readonly timeoutMs: number;
   /** What this is, for messages: "GET /failover/198.51.100.10". Never contains secrets. */
   readonly what: string;
+  /** Aborts the exchange early (the manager is closing); reported as a network error. */
+  readonly signal?: AbortSignal;
 }
 
 export interface HttpReply {
@@ -25,7 +27,14 @@ export interface HttpReply {
 
 export async function exchange(fetchImpl: FetchLike, clock: Clock, req: HttpExchange): Promise<HttpReply> {
   const ac = new AbortController();
-  const timer = clock.setTimeout(() => ac.abort(), req.timeoutMs);
+  let timedOut = false;
+  const timer = clock.setTimeout(() => {
+    timedOut = true;
+    ac.abort();
+  }, req.timeoutMs);
+  const onOuterAbort = (): void => ac.abort();
+  req.signal?.addEventListener('abort', onOuterAbort, { once: true });
+  if (req.signal?.aborted) ac.abort();
   try {
     const res = await fetchImpl(req.url, {
       method: req.method,
@@ -37,12 +46,14 @@ export async function exchange(fetchImpl: FetchLike, clock: Clock, req: HttpExch
     const body = await res.text();
     return { status: res.status, headers: res.headers, body };
   } catch (err) {
-    if (ac.signal.aborted) {
+    if (timedOut) {
       throw new HetznerTimeoutError(`${req.what}: no reply within ${req.timeoutMs} ms`, { cause: err });
     }
+    if (ac.signal.aborted) throw new HetznerNetworkError(`${req.what}: abandoned (shutting down)`, { cause: err });
     throw new HetznerNetworkError(`${req.what}: ${describeNetworkError(err)}`, { cause: err });
   } finally {
     clock.clearTimeout(timer);
+    req.signal?.removeEventListener('abort', onOuterAbort);
   }
 }
 

@@ -10,6 +10,12 @@ export const MAX_BACKOFF_MS = 30_000;
 /** Forbidden errors repeat until someone changes the token's rights: ask again only this often. */
 export const FORBIDDEN_BACKOFF_MS = 60_000;
 
+/**
+ * Longer waits are not slept inside acquire()/release(): the call fails and the reconciler is
+ * woken when the wait is over, so it is never stuck while leadership may change meanwhile.
+ */
+export const INLINE_WAIT_MAX_MS = 15_000;
+
 /** retry-after, doubled per failed attempt (attempt 1 waits retry-after), capped. */
 export function backoffMs(retryAfterMs: number, attempt: number): number {
   return Math.min(MAX_BACKOFF_MS, retryAfterMs * 2 ** Math.max(0, attempt - 1));
@@ -64,4 +70,21 @@ export class WakeUp {
     this.#handle = undefined;
     this.#at = Infinity;
   }
+}
+
+/** Races `promise` against a timeout on `clock`; a local call that hangs must not hang us. */
+export function withTimeout<T>(clock: Clock, promise: Promise<T>, ms: number, what: string): Promise<T> {
+  return new Promise<T>((resolve, reject) => {
+    const handle = clock.setTimeout(() => reject(new Error(`${what}: no answer within ${ms} ms`)), ms);
+    promise.then(
+      (v) => {
+        clock.clearTimeout(handle);
+        resolve(v);
+      },
+      (e: unknown) => {
+        clock.clearTimeout(handle);
+        reject(e instanceof Error ? e : new Error(String(e)));
+      },
+    );
+  });
 }

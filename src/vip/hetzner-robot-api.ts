@@ -92,6 +92,8 @@ export interface RobotApiOptions {
   clock: Clock;
   log: Logger;
   limits?: Partial<Record<RobotMethod, number>>;
+  /** Aborted when the manager closes, so no request outlives it. */
+  signal?: AbortSignal;
 }
 
 export class RobotApi {
@@ -185,6 +187,7 @@ export class RobotApi {
       body: form,
       timeoutMs: method === 'GET' ? ROBOT_READ_TIMEOUT_MS : ROBOT_WRITE_TIMEOUT_MS,
       what,
+      signal: this.opts.signal,
     });
     log.debug(
       { method, path: `/failover/${ip}`, status: reply.status, ms: Math.round(clock.now() - started), budgetLeft: budget.remaining() },

@@ -336,6 +336,8 @@ export interface ClusterMember {
   /** http://<host ipv4>:2379, reachable from inside the LAN namespaces only. */
   readonly clientUrl: string;
   readonly pid: number;
+  /** SIGKILL this member and wait for it to exit. */
+  kill(): Promise<void>;
   /** etcdctl run inside this member's namespace against `endpoints` (default: this member). */
   etcdctl(args: string[], endpoints?: string): Promise<string>;
   stderrTail(): string;
@@ -401,7 +403,11 @@ export async function startEtcdCluster(hosts: LanHost[]): Promise<EtcdCluster> {
         host: h,
         name,
         clientUrl,
-        get pid() { return child.pid ?? 0; },
+        get pid() { return child.exitCode === null && child.signalCode === null ? child.pid ?? 0 : 0; },
+        async kill() {
+          try { if (child.pid) process.kill(child.pid, 'SIGKILL'); } catch { /* gone */ }
+          await waitExit(child, 5000);
+        },
         etcdctl: (args, eps) => etcdctl(args, { ns: h.ns.name, endpoints: eps ?? clientUrl }),
         stderrTail: () => tail.text(),
       });

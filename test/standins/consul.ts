@@ -30,11 +30,13 @@
 // - ACL: one configured token may read and write everything; no policies, no ?token= masking.
 // - Error answers carry no X-Consul-Index (as in Consul, which sets the index headers only
 //   after a successful read).
+// Optionally served over HTTPS (with client-certificate checks), as Consul's https port is.
 // Test controls: setNoLeader(), snapshot()/restore() and resetIndex() (the index goes
 // backwards), overrideIndexHeader() (the zero-index bug of some older Consul versions),
 // stop()/start() on the same port, and a log of every request.
 import { randomInt } from 'node:crypto';
 import http from 'node:http';
+import https from 'node:https';
 import type { AddressInfo } from 'node:net';
 
 export interface StandinEntry {
@@ -71,6 +73,8 @@ export interface ConsulStandinOptions {
   initialIndex?: number;
   /** Port to listen on; 0 (default) picks a free one. */
   port?: number;
+  /** Serve HTTPS (Consul's https port) with this certificate; `ca` + requestCert for mTLS. */
+  tls?: { key: Buffer; cert: Buffer; ca?: Buffer; requestCert?: boolean };
 }
 
 const DEFAULT_WAIT_MS = 5 * 60_000;
@@ -122,7 +126,7 @@ export class ConsulStandin {
   }
 
   get url(): string {
-    return `http://127.0.0.1:${this.portNumber}`;
+    return `${this.opts.tls ? 'https' : 'http'}://127.0.0.1:${this.portNumber}`;
   }
 
   // ---- data, bypassing HTTP and ACLs ----
@@ -245,11 +249,15 @@ export class ConsulStandin {
   }
 
   private makeServer(): http.Server {
-    const server = http.createServer((req, res) => {
+    const handler = (req: http.IncomingMessage, res: http.ServerResponse) => {
       this.handle(req, res).catch((e: unknown) => {
         if (!res.headersSent) this.reply(res, 500, String(e));
       });
-    });
+    };
+    const t = this.opts.tls;
+    const server = t
+      ? https.createServer({ key: t.key, cert: t.cert, ca: t.ca, requestCert: t.requestCert ?? false, rejectUnauthorized: t.requestCert ?? false }, handler)
+      : http.createServer(handler);
     server.keepAliveTimeout = 5_000; // Go's net/http keeps idle connections too
     return server;
   }

@@ -1,0 +1,93 @@
+// What /status and systemd's STATUS= line say: the leader as last seen, whether we hold the
+// VIP and since when, and the last transitions with their causes and timings. No secrets:
+// the configuration appears only as a summary of non-secret keys.
+import type { Config } from '../config/schema.js';
+import type { LeaderView } from '../dcs/source.js';
+import type { Transition } from '../reconcile/loop.js';
+import type { HolderState } from '../vip/manager.js';
+import type { BuildInfo } from '../version.js';
+
+/** Transitions kept for /status: enough to see a flapping leader, small enough to read. */
+const HISTORY = 20;
+
+export class StatusBoard {
+  private leader: { value: string | null; revision: string; connected: boolean; lastAnswer: Date; leaseSecondsLeft: number | null } | null = null;
+  private unreachableSince: Date | null = null;
+  private lastError: string | null = null;
+  private heldSince: Date | null = null;
+  private readonly history: Transition[] = [];
+  private readonly started = new Date();
+
+  constructor(private readonly cfg: Config, private readonly info: BuildInfo) {}
+
+  view(v: LeaderView): void {
+    if (v.kind === 'value') {
+      this.leader = {
+        value: v.value, revision: v.revision, connected: true, lastAnswer: new Date(),
+        leaseSecondsLeft: v.leaseDeadline === null ? null : Math.max(0, (v.leaseDeadline - performance.now()) / 1000),
+      };
+      this.unreachableSince = null;
+      this.lastError = null;
+    } else {
+      if (this.leader) this.leader.connected = false;
+      this.unreachableSince ??= new Date(Date.now() - (performance.now() - v.since));
+      this.lastError = v.error.message;
+    }
+  }
+
+  transition(t: Transition): void {
+    this.history.push(t);
+    if (this.history.length > HISTORY) this.history.shift();
+    if (t.direction === 'acquire') this.heldSince = t.at;
+    if (t.direction === 'release') this.heldSince = null;
+  }
+
+  /** One line for `systemctl status`. */
+  line(): string {
+    const vip = `${this.cfg.ip}/${this.cfg.netmask}`;
+    const leader = this.leader?.value === undefined ? 'unknown' : JSON.stringify(this.leader.value);
+    const dcs = this.unreachableSince ? `; DCS unreachable since ${this.unreachableSince.toISOString()}` : '';
+    return this.heldSince ? `holding ${vip} (leader ${leader})${dcs}` : `standby for ${vip} (leader ${leader})${dcs}`;
+  }
+
+  snapshot(r?: { view: LeaderView | null; held: HolderState | null }): {
+    leader: unknown; [k: string]: unknown;
+  } {
+    return {
+      version: this.info.version,
+      commit: this.info.commit,
+      startedAt: this.started.toISOString(),
+      config: {
+        ip: this.cfg.ip, netmask: this.cfg.netmask, interface: this.cfg.interface ?? null,
+        'trigger-key': this.cfg['trigger-key'], 'trigger-value': this.cfg['trigger-value'],
+        'dcs-type': this.cfg['dcs-type'], 'dcs-endpoints': this.cfg['dcs-endpoints'].map(stripCredentials),
+        'manager-type': this.cfg['manager-type'], 'dcs-loss': this.cfg['dcs-loss'], 'release-on-stop': this.cfg['release-on-stop'],
+      },
+      leader: this.leader && {
+        value: this.leader.value, revision: this.leader.revision, isThisNode: this.leader.value === this.cfg['trigger-value'],
+        connected: this.leader.connected, lastAnswerAt: this.leader.lastAnswer.toISOString(), leaseSecondsLeft: this.leader.leaseSecondsLeft,
+      },
+      dcs: { reachable: this.unreachableSince === null && this.leader !== null, unreachableSince: this.unreachableSince?.toISOString() ?? null, lastError: this.lastError },
+      vip: {
+        held: r?.held?.held ?? this.heldSince !== null, heldSince: this.heldSince?.toISOString() ?? null,
+        ready: r?.held?.ready ?? null, detail: r?.held?.detail ?? null,
+      },
+      transitions: this.history.map((t) => ({
+        direction: t.direction, cause: t.cause, reason: t.reason, value: t.value ?? null, revision: t.revision ?? null,
+        at: t.at.toISOString(), reactionMs: t.reactionMs, tookMs: t.tookMs,
+      })),
+    };
+  }
+}
+
+/** An endpoint URL may carry user:password@: never show it. */
+function stripCredentials(url: string): string {
+  try {
+    const u = new URL(url);
+    u.username = '';
+    u.password = '';
+    return u.toString().replace(/\/$/, '');
+  } catch {
+    return url;
+  }
+}

@@ -1,0 +1,91 @@
+// Turns what etcd3 / grpc-js throw into one typed error with a message an operator can act on:
+// which endpoint, what went wrong, and (for TLS and auth) which setting to look at.
+// Messages never contain the password or the auth token.
+import {
+  EtcdAuthenticationFailedError,
+  EtcdInvalidAuthTokenError,
+  EtcdPermissionDeniedError,
+  EtcdWatchStreamEnded,
+  GRPCDeadlineExceededError,
+} from 'etcd3';
+import { endpointOf } from './etcd-endpoints.js';
+
+export type EtcdFailureReason =
+  | 'auth' // wrong user or password
+  | 'auth-token' // token invalidated (etcd restarted); re-authenticating fixes it
+  | 'permission' // the user may not read the key
+  | 'tls' // certificate verification or client certificate refused
+  | 'no-leader' // the member lost its raft leader (partitioned)
+  | 'timeout' // no answer within the call deadline
+  | 'unavailable' // connection refused, reset, or keepalive timeout
+  | 'watch' // the watch was cancelled or its stream ended
+  | 'other';
+
+export class EtcdSourceError extends Error {
+  constructor(readonly reason: EtcdFailureReason, message: string, readonly endpoint: string | undefined, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = 'EtcdSourceError';
+  }
+}
+
+export interface ErrorContext {
+  endpoints: readonly string[];
+  user?: string | undefined;
+  key: string;
+}
+
+/** grpc-js wraps the socket error: "14 UNAVAILABLE: No connection established. Last error: X (time). Resolution note: …" */
+function grpcDetail(message: string): string {
+  let m = message.replace(/^\w+Error:\s*/, '').replace(/^\d+ [A-Z_]+:\s*/, '');
+  const last = /Last error:\s*([\s\S]*)$/.exec(m);
+  if (last) m = last[1]!;
+  m = m
+    .replace(/\s*Resolution note:[\s\S]*$/, '')
+    .replace(/\.\s*$/, '')
+    .replace(/\s*\(\d{4}-\d\d-\d\dT[^)]*\)\s*$/, '')
+    .replace(/^Error:\s*/, '');
+  // OpenSSL's "80EC05EE…:error:0A000412:SSL routines:ssl3_read_bytes:sslv3 alert bad certificate:../deps/…"
+  const ssl = /SSL routines:[^:]*:([^:]+)/.exec(m);
+  if (ssl) m = ssl[1]!;
+  return m.trim();
+}
+
+const TLS_PATTERN = /certificate|self[- ]signed|SSL|TLS|handshake|issuer|CERT_|ERR_TLS/i;
+const CLIENT_CERT_REFUSED = /alert bad certificate|certificate required|alert unknown ca|alert handshake failure/i;
+
+export function describeEtcdError(e: unknown, ctx: ErrorContext): EtcdSourceError {
+  if (e instanceof EtcdSourceError) return e;
+  const err = e instanceof Error ? e : new Error(String(e));
+  const endpoint = endpointOf(err);
+  const where = endpoint ?? ctx.endpoints.join(', ');
+  const detail = grpcDetail(err.message);
+  const make = (reason: EtcdFailureReason, msg: string) => new EtcdSourceError(reason, msg, endpoint, { cause: err });
+
+  if (err instanceof EtcdAuthenticationFailedError) {
+    return make('auth', `etcd authentication failed for user "${ctx.user ?? ''}" at ${where}: invalid user name or password (check etcd-user / etcd-password)`);
+  }
+  if (err instanceof EtcdInvalidAuthTokenError) {
+    return make('auth-token', `etcd at ${where} rejected the auth token (etcd restarted?); re-authenticating`);
+  }
+  if (err instanceof EtcdPermissionDeniedError) {
+    return make('permission', `etcd user "${ctx.user ?? ''}" may not read ${ctx.key} at ${where}: permission denied`);
+  }
+  if (TLS_PATTERN.test(err.message)) {
+    return CLIENT_CERT_REFUSED.test(err.message)
+      ? make('tls', `TLS handshake with ${where} failed: the server refused our client certificate (${detail}); check etcd-cert-file / etcd-key-file`)
+      : make('tls', `certificate verify failed for ${where}: ${detail} (check etcd-ca-file)`);
+  }
+  if (/no leader/i.test(err.message)) {
+    return make('no-leader', `etcd member ${where} has no raft leader (cut off from its cluster?): ${detail}`);
+  }
+  if (err instanceof GRPCDeadlineExceededError || /deadline exceeded|timed out/i.test(err.message)) {
+    return make('timeout', `etcd at ${where} did not answer in time: ${detail}`);
+  }
+  if (err instanceof EtcdWatchStreamEnded || /Watcher canceled|compacted/i.test(err.message)) {
+    return make('watch', `etcd watch on ${ctx.key} at ${where} lost: ${detail}`);
+  }
+  if (/UNAVAILABLE|ECONNREFUSED|ECONNRESET|No connection established|Connection dropped|keepalive/i.test(err.message)) {
+    return make('unavailable', `etcd unreachable at ${where}: ${detail}`);
+  }
+  return make('other', `etcd error at ${where}: ${detail}`);
+}

@@ -1,0 +1,109 @@
+// Tracks the remaining TTL of the leader key's lease: one LeaseTimeToLive call every
+// `lease-check-interval` ms while the watch is up, and at once after every (re)read or change.
+// etcd answers it from the leader's in-memory lessor (a follower forwards it to the leader),
+// so it costs no raft round and no disk write, and it fails on a member without a leader.
+//
+// deadline = (monotonic time the request was SENT) + TTL × 1000. etcd truncates the remaining
+// TTL to whole seconds and counts from when it answered, which is after we sent: the lease
+// cannot expire before that deadline, so it is a sound (conservative) bound.
+import { performance } from 'node:perf_hooks';
+import { EtcdLeaseInvalidError, type Etcd3 } from 'etcd3';
+
+/** The lease id etcd reports for a key without a lease. */
+export const NO_LEASE = '0';
+
+/** One query: the earliest moment the lease could expire (ms, performance.now() clock). */
+export async function queryLeaseDeadline(client: Etcd3, leaseId: string): Promise<number> {
+  const sentAt = performance.now();
+  try {
+    const res = await client.leaseClient.leaseTimeToLive({ ID: leaseId });
+    const ttl = Number(res.TTL);
+    // -1: expired or revoked; its key is being deleted, the delete event follows.
+    return ttl > 0 ? sentAt + ttl * 1000 : sentAt;
+  } catch (e) {
+    if (e instanceof EtcdLeaseInvalidError) return sentAt;
+    throw e;
+  }
+}
+
+export interface LeaseTrackerHandlers {
+  onDeadline(leaseId: string, deadline: number): void;
+  onError(error: unknown): void;
+}
+
+/**
+ * At most one query in flight; a refresh requested meanwhile runs right after it (so a burst
+ * of puts costs one or two queries, not one each). Results for a lease no longer tracked are
+ * dropped.
+ */
+export class LeaseTracker {
+  private leaseId: string = NO_LEASE;
+  private inFlight = false;
+  private again = false;
+  private timer: NodeJS.Timeout | undefined;
+  private generation = 0;
+
+  constructor(
+    private readonly query: (leaseId: string) => Promise<number>,
+    private readonly intervalMs: number,
+    private readonly handlers: LeaseTrackerHandlers,
+  ) {}
+
+  /** Starts tracking `leaseId` (or stops for NO_LEASE) and queries at once. */
+  track(leaseId: string): void {
+    if (leaseId !== this.leaseId) {
+      this.stop();
+      this.leaseId = leaseId;
+    }
+    if (leaseId !== NO_LEASE) this.refreshNow();
+  }
+
+  /** Queries as soon as no other query is in flight. */
+  refreshNow(): void {
+    if (this.leaseId === NO_LEASE) return;
+    if (this.inFlight) {
+      this.again = true;
+      return;
+    }
+    clearTimeout(this.timer);
+    this.timer = undefined;
+    void this.run();
+  }
+
+  stop(): void {
+    this.generation++;
+    this.leaseId = NO_LEASE;
+    this.again = false;
+    this.inFlight = false;
+    clearTimeout(this.timer);
+    this.timer = undefined;
+  }
+
+  private async run(): Promise<void> {
+    const gen = this.generation;
+    const id = this.leaseId;
+    this.inFlight = true;
+    let deadline: number;
+    try {
+      deadline = await this.query(id);
+    } catch (e) {
+      if (gen !== this.generation) return;
+      this.stop();
+      this.handlers.onError(e);
+      return;
+    }
+    if (gen !== this.generation) return;
+    this.inFlight = false;
+    this.handlers.onDeadline(id, deadline);
+    if (gen !== this.generation) return; // the handler stopped or re-targeted us
+    if (this.again) {
+      this.again = false;
+      void this.run();
+    } else {
+      this.timer = setTimeout(() => {
+        this.timer = undefined;
+        void this.run();
+      }, this.intervalMs);
+    }
+  }
+}

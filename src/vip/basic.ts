@@ -1,0 +1,231 @@
+// The basic VIP holder: the VIP as an address on a local Ethernet interface, announced to the
+// LAN with gratuitous ARP (IPv4) or unsolicited neighbour advertisements (IPv6). It talks to
+// the kernel directly (rtnetlink, an AF_PACKET socket), so it needs CAP_NET_ADMIN and
+// CAP_NET_RAW, not root, and it learns of changes made behind its back (`ip addr del`, ifdown)
+// from kernel events within milliseconds instead of at the next poll.
+import type { Logger } from 'pino';
+import type { HolderState, VipManager } from './manager.js';
+import { addAddress, deleteAddress, hasAddress, listAddresses } from '../net/addresses.js';
+import { announce as sendRound, closeAnnouncer } from '../net/announce.js';
+import { NetError, NetlinkError, NoLinkLayerAddressError } from '../net/errors.js';
+import { maxPrefixLen, parseIp, formatIp, type Family } from '../net/ip.js';
+import { findInterface, hwTypeName, lookupInterface, type InterfaceInfo } from '../net/links.js';
+import { NetMonitor } from '../net/monitor.js';
+import { retryTransient, type RetryPolicy } from '../net/retry.js';
+
+export interface BasicManagerOptions {
+  ip: string;
+  prefixLen: number;
+  interfaceName: string;
+  /** Announcement rounds per series (the first at once). */
+  announceCount: number;
+  /** Milliseconds between rounds of a series. */
+  announceInterval: number;
+  /** Milliseconds between repeated series while held; 0 = off. */
+  announceRefresh: number;
+  retryNum: number;
+  retryAfter: number;
+  /** Called after each round that went out, with the number of frames sent (for metrics). */
+  onAnnounce?: (packets: number) => void;
+}
+
+export class InvalidVipError extends Error {
+  readonly code = 'EINVALIDVIP';
+  constructor(message: string) {
+    super(message);
+    this.name = 'InvalidVipError';
+  }
+}
+
+export class BasicManager implements VipManager {
+  readonly kind = 'basic' as const;
+  private readonly ip: string;
+  private readonly family: Family;
+  private readonly prefixLen: number;
+  private readonly ifname: string;
+  private readonly retry: RetryPolicy;
+  private monitor: NetMonitor | null = null;
+  /** Index of our interface as last resolved, to match address events (which carry only it). */
+  private ifindex: number | null = null;
+  /** Timers of the running announcement series and refresh; replaced by each new series. */
+  private timers: NodeJS.Timeout[] = [];
+  private seriesId = 0;
+
+  constructor(private readonly opts: BasicManagerOptions, private readonly log: Logger) {
+    const parsed = parseIp(opts.ip);
+    this.family = parsed.family;
+    this.ip = formatIp(parsed.bytes);
+    if (!Number.isInteger(opts.prefixLen) || opts.prefixLen < 1 || opts.prefixLen > maxPrefixLen(this.family)) {
+      throw new InvalidVipError(`netmask ${opts.prefixLen} is not a prefix length for ${this.ip} (1–${maxPrefixLen(this.family)})`);
+    }
+    this.prefixLen = opts.prefixLen;
+    this.ifname = opts.interfaceName;
+    this.retry = { retryNum: opts.retryNum, retryAfter: opts.retryAfter };
+  }
+
+  private get fields(): Record<string, unknown> {
+    return { vip: `${this.ip}/${this.prefixLen}`, interface: this.ifname };
+  }
+
+  async start(onChange: () => void): Promise<void> {
+    if (this.monitor) throw new Error('BasicManager already started');
+    const monitor = new NetMonitor({ log: this.log });
+    this.monitor = monitor;
+    this.resolveIndex();
+    monitor.on('address', (e) => {
+      if (e.ifindex === this.ifindex) onChange();
+    });
+    monitor.on('link', (e) => {
+      // Our name appearing, vanishing or being given to another index, or our index being
+      // renamed away: all change what "our interface" is.
+      if (e.name === this.ifname || e.ifindex === this.ifindex) {
+        this.resolveIndex();
+        onChange();
+      }
+    });
+    monitor.on('resync', () => {
+      this.resolveIndex();
+      onChange();
+    });
+  }
+
+  private resolveIndex(): void {
+    try {
+      this.ifindex = findInterface(this.ifname)?.index ?? null;
+    } catch (e) {
+      // Keep the old index; the caller's onChange leads to an observe() that reports the error.
+      this.log.warn({ ...this.fields, err: e }, 'cannot look up the interface');
+    }
+  }
+
+  async observe(): Promise<HolderState> {
+    const info = await retryTransient('looking up the interface', this.retry, this.log, () => findInterface(this.ifname));
+    if (!info) return { held: false, ready: false, detail: `interface ${this.ifname} does not exist` };
+    this.requireLinkLayer(info);
+    const held = await retryTransient('listing addresses', this.retry, this.log, () => hasAddress(info.index, this.ip, this.prefixLen));
+    if (!info.up) return { held, ready: false, detail: `interface ${this.ifname} is down` };
+    return { held, ready: true };
+  }
+
+  async acquire(): Promise<void> {
+    this.cancelAnnouncements();
+    const info = await retryTransient('looking up the interface', this.retry, this.log, () => lookupInterface(this.ifname));
+    this.requireLinkLayer(info);
+    const added = await retryTransient('adding the VIP', this.retry, this.log, () => {
+      try {
+        addAddress(info.index, this.ip, this.prefixLen);
+        return true;
+      } catch (e) {
+        if (e instanceof NetlinkError && e.code === 'EEXIST') return false;
+        throw e;
+      }
+    });
+    if (!added) this.checkExistingIsOurs(info);
+    this.log.info({ ...this.fields, ifindex: info.index, added }, added ? 'VIP added to the interface' : 'VIP already on the interface');
+    await this.startSeries(info);
+  }
+
+  async release(): Promise<void> {
+    this.cancelAnnouncements();
+    const info = await retryTransient('looking up the interface', this.retry, this.log, () => findInterface(this.ifname));
+    if (!info) {
+      this.log.debug(this.fields, 'interface gone, so is the VIP');
+      return;
+    }
+    const removed = await retryTransient('removing the VIP', this.retry, this.log, () => {
+      try {
+        deleteAddress(info.index, this.ip, this.prefixLen);
+        return true;
+      } catch (e) {
+        // EADDRNOTAVAIL: not there; ENODEV: the interface vanished since the lookup.
+        if (e instanceof NetlinkError && (e.code === 'EADDRNOTAVAIL' || e.code === 'ENODEV')) return false;
+        throw e;
+      }
+    });
+    this.log.info({ ...this.fields, ifindex: info.index, removed }, removed ? 'VIP removed from the interface' : 'VIP was not on the interface');
+  }
+
+  async announce(): Promise<void> {
+    const info = await retryTransient('looking up the interface', this.retry, this.log, () => findInterface(this.ifname));
+    // Announcing an address we do not hold would steal it from its holder.
+    if (!info || !hasAddress(info.index, this.ip, this.prefixLen)) {
+      this.log.debug(this.fields, 'not announcing: the VIP is not on the interface');
+      return;
+    }
+    this.requireLinkLayer(info);
+    this.cancelAnnouncements();
+    await this.startSeries(info);
+  }
+
+  async close(): Promise<void> {
+    this.cancelAnnouncements();
+    this.monitor?.close();
+    this.monitor = null;
+    closeAnnouncer();
+  }
+
+  private requireLinkLayer(info: InterfaceInfo): asserts info is InterfaceInfo & { mac: string } {
+    if (!info.mac) throw new NoLinkLayerAddressError(this.ifname, info.hwType, hwTypeName(info.hwType));
+  }
+
+  /** IPv6 refuses a second copy of an address whatever its prefix; say so instead of looping. */
+  private checkExistingIsOurs(info: InterfaceInfo): void {
+    const same = listAddresses(info.index, this.family).filter((a) => a.address === this.ip);
+    if (same.length > 0 && !same.some((a) => a.prefixLen === this.prefixLen)) {
+      const have = same.map((a) => `/${a.prefixLen}`).join(', ');
+      throw new InvalidVipError(`${this.ip} is already on ${this.ifname} with prefix length ${have}, not /${this.prefixLen}: remove it or change netmask`);
+    }
+  }
+
+  private cancelAnnouncements(): void {
+    this.seriesId++;
+    for (const t of this.timers) clearTimeout(t);
+    this.timers = [];
+  }
+
+  /**
+   * Round 1 now, rounds 2..announce-count announce-interval apart, then (announce-refresh > 0)
+   * one more round every announce-refresh ms while held. Only a missing capability fails the
+   * caller: the address itself is in place, and a down link is reported by observe().
+   */
+  private async startSeries(info: InterfaceInfo & { mac: string }): Promise<void> {
+    const id = this.seriesId;
+    const { announceCount, announceInterval, announceRefresh } = this.opts;
+    this.log.debug({ ...this.fields, rounds: announceCount, intervalMs: announceInterval, mac: info.mac }, 'announcing the VIP');
+    try {
+      const sent = await retryTransient('announcing the VIP', this.retry, this.log, () => sendRound(info, this.ip));
+      this.opts.onAnnounce?.(sent);
+    } catch (e) {
+      if (e instanceof NetError && e.missingCapability) throw e;
+      this.log.warn({ ...this.fields, err: e }, 'announcement not sent');
+    }
+    if (id !== this.seriesId) return;
+    for (let i = 1; i < announceCount; i++) {
+      this.timers.push(unref(setTimeout(() => this.round(id, info), i * announceInterval)));
+    }
+    if (announceRefresh > 0) {
+      this.timers.push(unref(setInterval(() => this.round(id, info, true), announceRefresh)));
+    }
+  }
+
+  private round(id: number, info: InterfaceInfo & { mac: string }, refresh = false): void {
+    if (id !== this.seriesId) return;
+    try {
+      if (!hasAddress(info.index, this.ip, this.prefixLen)) {
+        this.log.debug(this.fields, 'VIP no longer on the interface; announcements stopped');
+        this.cancelAnnouncements();
+        return;
+      }
+      const sent = sendRound(info, this.ip); // not inside `onAnnounce?.(...)`: that would skip the send without a listener
+      this.opts.onAnnounce?.(sent);
+      if (refresh) this.log.debug(this.fields, 'VIP announced again (refresh)');
+    } catch (e) {
+      this.log.warn({ ...this.fields, err: e }, 'announcement round not sent');
+    }
+  }
+}
+
+function unref(t: NodeJS.Timeout): NodeJS.Timeout {
+  t.unref();
+  return t;
+}

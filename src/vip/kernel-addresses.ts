@@ -1,0 +1,41 @@
+// LocalAddresses (what the Hetzner managers need of this machine's addresses) over the kernel
+// layer: the interface's primary IPv4 and adding/removing the floating IP on the interface.
+import { addAddress, deleteAddress, hasAddress, listAddresses } from '../net/addresses.js';
+import { NetlinkError } from '../net/errors.js';
+import { findInterface, lookupInterface } from '../net/links.js';
+import type { LocalAddresses } from './hetzner-local.js';
+
+const SECONDARY = 0x01; // IFA_F_SECONDARY: not the interface's primary address of its subnet
+
+export function kernelAddresses(ifname: string | undefined): LocalAddresses {
+  const index = () => {
+    if (ifname === undefined) throw new Error('interface is not set; the floating IP cannot be configured locally');
+    return lookupInterface(ifname).index;
+  };
+  return {
+    async primaryIPv4(name) {
+      const iface = findInterface(name);
+      if (iface === null) return null;
+      const v4 = listAddresses(iface.index, 4).filter((a) => a.scope === 0);
+      return (v4.find((a) => (a.flags & SECONDARY) === 0) ?? v4[0])?.address ?? null;
+    },
+    async add(ip, prefixLen) {
+      try {
+        addAddress(index(), ip, prefixLen);
+      } catch (e) {
+        if (!(e instanceof NetlinkError && e.code === 'EEXIST')) throw e;
+      }
+    },
+    async remove(ip, prefixLen) {
+      try {
+        deleteAddress(index(), ip, prefixLen);
+      } catch (e) {
+        if (!(e instanceof NetlinkError && e.code === 'EADDRNOTAVAIL')) throw e;
+      }
+    },
+    async has(ip, prefixLen) {
+      const iface = ifname === undefined ? null : findInterface(ifname);
+      return iface !== null && hasAddress(iface.index, ip, prefixLen);
+    },
+  };
+}

@@ -1,0 +1,66 @@
+// Shared by the Consul and Patroni source tests: collect views, wait for one, capture logs.
+import { Writable } from 'node:stream';
+import { createLogger, type Logger } from '../../src/log.js';
+import type { LeaderSource, LeaderView } from '../../src/dcs/source.js';
+
+export interface ViewLog {
+  readonly views: LeaderView[];
+  /** Resolves with the first view (already seen from `from` on, or future) matching `pred`. */
+  waitFor(pred: (v: LeaderView) => boolean, timeoutMs: number, from?: number): Promise<LeaderView>;
+}
+
+export function collectViews(source: LeaderSource): ViewLog {
+  const views: LeaderView[] = [];
+  const waiters = new Set<() => void>();
+  source.start((v) => {
+    views.push(v);
+    for (const w of [...waiters]) w();
+  });
+  return {
+    views,
+    waitFor(pred, timeoutMs, from = 0) {
+      return new Promise((resolve, reject) => {
+        const check = () => {
+          const found = views.slice(from).find(pred);
+          if (found) {
+            waiters.delete(check);
+            clearTimeout(timer);
+            resolve(found);
+          }
+        };
+        const timer = setTimeout(() => {
+          waiters.delete(check);
+          reject(new Error(`no matching view within ${timeoutMs} ms; views: ${JSON.stringify(views.map(describe))}`));
+        }, timeoutMs);
+        waiters.add(check);
+        check();
+      });
+    },
+  };
+}
+
+export function describe(v: LeaderView): string {
+  return v.kind === 'value' ? `value:${v.value}@${v.revision}` : `unreachable#${v.failures}:${v.error.message}`;
+}
+
+export const isValue = (value: string | null) => (v: LeaderView) => v.kind === 'value' && v.value === value;
+export const isUnreachable = (v: LeaderView) => v.kind === 'unreachable';
+
+export interface CapturedLog {
+  readonly log: Logger;
+  readonly lines: Array<Record<string, unknown>>;
+}
+
+/** A debug-level JSON logger whose lines are kept for assertions. */
+export function captureLog(): CapturedLog {
+  const lines: Array<Record<string, unknown>> = [];
+  const dest = new Writable({
+    write(chunk: Buffer, _enc, cb) {
+      for (const line of chunk.toString('utf8').split('\n')) if (line.trim()) lines.push(JSON.parse(line) as Record<string, unknown>);
+      cb();
+    },
+  });
+  return { log: createLogger({ format: 'json', verbose: true, destination: dest }), lines };
+}
+
+export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));

@@ -1,0 +1,154 @@
+// Shared plumbing of the Hetzner stand-ins: a real HTTP server on 127.0.0.1 (port 0), a log of
+// every request with its fake-clock time, scripted faults, and a count of requests held on
+// purpose (hanging, or answered later on the fake clock) for the Driver's notion of "quiet".
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { type AddressInfo } from 'node:net';
+import { type FakeClock } from './hetzner-fake-clock.js';
+
+export interface LoggedRequest {
+  readonly method: string;
+  readonly path: string;
+  readonly at: number;
+  readonly body: string;
+  status?: number;
+}
+
+/** A scripted answer that replaces the normal one. */
+export type Fault =
+  | { readonly kind: 'reply'; readonly status: number; readonly body: unknown; readonly headers?: Record<string, string> }
+  /** Raw text body (for malformed JSON). */
+  | { readonly kind: 'raw'; readonly status: number; readonly text: string; readonly contentType?: string }
+  /** Never answer; the client must give up by itself. */
+  | { readonly kind: 'hang' };
+
+export interface Reply {
+  status: number;
+  body?: unknown;
+  text?: string;
+  contentType?: string;
+  headers?: Record<string, string>;
+  /** Answer only after this much fake time (the request is held meanwhile). */
+  delayMs?: number;
+}
+
+export type Handler = (req: LoggedRequest, headers: IncomingMessage['headers']) => Reply | 'hang';
+
+export class StandinServer {
+  parked = 0;
+  readonly log: LoggedRequest[] = [];
+  #server: Server;
+  #url = '';
+
+  constructor(
+    private readonly clock: FakeClock,
+    private readonly handler: Handler,
+  ) {
+    this.#server = createServer((req, res) => this.#onRequest(req, res));
+  }
+
+  get url(): string {
+    return this.#url;
+  }
+
+  async listen(): Promise<void> {
+    await new Promise<void>((resolve) => this.#server.listen(0, '127.0.0.1', resolve));
+    const addr = this.#server.address() as AddressInfo;
+    this.#url = `http://127.0.0.1:${addr.port}`;
+  }
+
+  async close(): Promise<void> {
+    this.#server.closeAllConnections();
+    await new Promise<void>((resolve) => this.#server.close(() => resolve()));
+  }
+
+  /** Requests logged with `method` at fake times in [from, to). */
+  count(method: string, from = -Infinity, to = Infinity, pathPrefix = ''): number {
+    return this.log.filter((r) => r.method === method && r.at >= from && r.at < to && r.path.startsWith(pathPrefix)).length;
+  }
+
+  /** The most requests (of `method`, or all) seen in any window of `windowMs`. */
+  maxInWindow(windowMs: number, method?: string): number {
+    const ts = this.log.filter((r) => method === undefined || r.method === method).map((r) => r.at);
+    let best = 0;
+    let lo = 0;
+    for (let hi = 0; hi < ts.length; hi++) {
+      while ((ts[hi] as number) - (ts[lo] as number) >= windowMs) lo++;
+      best = Math.max(best, hi - lo + 1);
+    }
+    return best;
+  }
+
+  #onRequest(req: IncomingMessage, res: ServerResponse): void {
+    const chunks: Buffer[] = [];
+    req.on('data', (c: Buffer) => chunks.push(c));
+    req.on('end', () => {
+      const entry: LoggedRequest = {
+        method: req.method ?? 'GET',
+        path: req.url ?? '/',
+        at: this.clock.now(),
+        body: Buffer.concat(chunks).toString('utf8'),
+      };
+      this.log.push(entry);
+      let reply: Reply | 'hang';
+      try {
+        reply = this.handler(entry, req.headers);
+      } catch (err) {
+        reply = { status: 500, text: `stand-in bug: ${(err as Error).message}` };
+      }
+      if (reply === 'hang') {
+        this.#hold(res, () => undefined);
+        return;
+      }
+      const r = reply;
+      entry.status = r.status;
+      if (r.delayMs !== undefined && r.delayMs > 0) {
+        const handle = this.clock.setTimeout(() => {
+          release();
+          send(res, r);
+        }, r.delayMs);
+        const release = this.#hold(res, () => this.clock.clearTimeout(handle));
+        return;
+      }
+      send(res, r);
+    });
+  }
+
+  /** Counts `res` as held until it is answered or the client goes away; returns the un-hold. */
+  #hold(res: ServerResponse, onClientGone: () => void): () => void {
+    this.parked++;
+    let held = true;
+    const release = (): void => {
+      if (held) {
+        held = false;
+        this.parked--;
+      }
+    };
+    res.on('close', () => {
+      if (held) onClientGone();
+      release();
+    });
+    return release;
+  }
+}
+
+function send(res: ServerResponse, r: Reply): void {
+  if (res.destroyed) return;
+  const headers: Record<string, string> = { ...(r.headers ?? {}) };
+  let payload = '';
+  if (r.text !== undefined) {
+    payload = r.text;
+    headers['Content-Type'] = r.contentType ?? 'text/plain';
+  } else if (r.body !== undefined) {
+    payload = JSON.stringify(r.body);
+    headers['Content-Type'] = 'application/json';
+  }
+  res.writeHead(r.status, headers);
+  res.end(payload);
+}
+
+/** Turns a fault into a reply for the stand-in handlers. */
+export function faultReply(f: Fault): Reply | 'hang' {
+  if (f.kind === 'hang') return 'hang';
+  if (f.kind === 'raw') return { status: f.status, text: f.text, contentType: f.contentType ?? 'application/json' };
+  return { status: f.status, body: f.body, headers: f.headers };
+}
