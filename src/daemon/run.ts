@@ -77,10 +77,12 @@ export async function runDaemon(loaded: LoadedConfig): Promise<number> {
     },
     onError: (component) => metrics.error(component),
     onFatal: () => finish(1),
-    onPassed: (view) => {
+    onPassed: (view, decision) => {
       // READY=1 once the first DCS answer has been applied (or found to need nothing).
       if (readySent || view?.kind !== 'value') return;
       readySent = true;
+      log.info({ value: view.value, revision: view.revision, desired: decision.desired, cause: decision.cause },
+        `ready: first answer from the DCS applied (${cfg['trigger-key']} = ${JSON.stringify(view.value)}); ${decision.desired ? 'this node holds the VIP' : 'standing by'}`);
       void notifier.ready(status.line());
     },
   });

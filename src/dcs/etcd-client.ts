@@ -49,7 +49,7 @@ export interface EtcdClientOptions {
 /** A TLS file that cannot be read: names the setting and the path. */
 export class EtcdConfigFileError extends Error {
   constructor(readonly setting: string, readonly file: string, cause: unknown) {
-    super(`cannot read ${setting} ${file}: ${(cause as NodeJS.ErrnoException).code ?? ''} ${(cause as Error).message}`.replace(/\s+/g, ' '));
+    super(`cannot read ${setting} ${file}: ${(cause as Error).message}`);
     this.name = 'EtcdConfigFileError';
   }
 }
@@ -90,6 +90,9 @@ export interface EtcdClient {
 /** Builds the client. Throws EtcdConfigFileError when a TLS file cannot be read. */
 export function buildEtcdClient(opts: EtcdClientOptions): EtcdClient {
   const hosts = opts.endpoints;
+  if (Boolean(opts.certFile) !== Boolean(opts.keyFile)) {
+    throw new Error(opts.certFile ? 'etcd-cert-file requires etcd-key-file' : 'etcd-key-file requires etcd-cert-file');
+  }
   const secure = hosts.some((h) => h.startsWith('https:'));
   const ca = opts.caFile ? readFile('etcd-ca-file', opts.caFile) : undefined;
   const cert = opts.certFile ? readFile('etcd-cert-file', opts.certFile) : undefined;

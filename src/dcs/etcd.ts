@@ -105,6 +105,9 @@ export class EtcdLeaderSource implements LeaderSource {
   constructor(private readonly opts: EtcdSourceOptions, private readonly log: Logger) {
     // Reads the TLS files now: a missing file is a configuration error, not an outage.
     const built = buildEtcdClient(opts);
+    if ((opts.caFile || opts.certFile) && !opts.endpoints.some((e) => e.startsWith('https:'))) {
+      log.warn({ endpoints: opts.endpoints }, 'etcd: TLS files are set but no endpoint is https://; they are not used');
+    }
     this.client = built.client;
     this.health = built.endpoints;
     this.backoff = new Backoff({ initialMs: opts.retryAfter, flatRetries: opts.retryNum });

@@ -4,6 +4,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { performance } from 'node:perf_hooks';
 import { EtcdLeaderSource, type EtcdSourceOptions } from '../../src/dcs/etcd.js';
+import { KEEPALIVE_TIME_MS } from '../../src/dcs/etcd-client.js';
 import { silentLogger } from '../../src/log.js';
 import type { LeaderValue } from '../../src/dcs/source.js';
 import { freePort, startEtcd, type EtcdServer } from '../harness/etcd.js';
@@ -178,6 +179,22 @@ describe('etcd leader source', () => {
     lat.sort((x, y) => x - y);
     t.diagnostic(`LeaseTimeToLive latency on loopback: median ${lat[100]!.toFixed(2)} ms, p99 ${lat[198]!.toFixed(2)} ms`);
     await lease.revoke();
+  });
+
+  it('keepalive pings respect etcd\'s enforcement: 18 s idle on a key without lease keeps one watch, no GOAWAY', async () => {
+    // etcd 3.4 closes a connection at the third ping sooner than --grpc-keepalive-min-time (5 s)
+    // after the previous one; without a lease no data resets its count, so 3 pings must pass.
+    const key = '/service/pings/leader';
+    await etcd.client().put(key).value('node-a');
+    for (const s of sources.splice(0)) await s.close();
+    const m0 = grpcStarted(await etcd.metrics());
+    const { views } = open(key);
+    await views.waitFor(isValue('node-a'), 3000, 'value');
+    await sleep(3 * KEEPALIVE_TIME_MS + 2000);
+    const m1 = grpcStarted(await etcd.metrics());
+    assert.deepEqual(views.seen.map((s) => s.view.kind), ['value'], 'one view, no unreachable');
+    assert.equal((m1.get('etcdserverpb.Watch/Watch') ?? 0) - (m0.get('etcdserverpb.Watch/Watch') ?? 0), 1, 'the same watch stream all along');
+    assert.equal((m1.get('etcdserverpb.KV/Range') ?? 0) - (m0.get('etcdserverpb.KV/Range') ?? 0), 1, 'one read');
   });
 
   it('with a dead endpoint listed first or second, reads from the live one without an unreachable view', async () => {

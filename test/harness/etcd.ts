@@ -46,11 +46,11 @@ export function requireEtcd(): void {
 }
 
 /** A free TCP port on 127.0.0.1 (bind port 0, read it, release it). */
-export async function freePort(): Promise<number> {
+export async function freePort(host = '127.0.0.1'): Promise<number> {
   return new Promise((resolve, reject) => {
     const srv = createServer();
     srv.once('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
+    srv.listen(0, host, () => {
       const addr = srv.address();
       const port = typeof addr === 'object' && addr ? addr.port : 0;
       srv.close(() => resolve(port));
@@ -156,6 +156,11 @@ export interface StartEtcdOptions {
   dataDir?: string;
   /** Extra etcd flags. */
   extraArgs?: string[];
+  /**
+   * Address clients reach etcd at (default 127.0.0.1). Anything else must exist in the
+   * namespace the test process is in (see enter-netns.ts), e.g. a bridge address on a test LAN.
+   */
+  host?: string;
 }
 
 export interface EtcdServer {
@@ -209,11 +214,12 @@ async function waitReady(url: string, tls: TlsFiles | undefined, child: ChildPro
 /** Starts a single-member etcd on free loopback ports and waits until it is healthy. */
 export async function startEtcd(opts: StartEtcdOptions = {}): Promise<EtcdServer> {
   requireEtcd();
-  const [clientPort, peerPort] = [await freePort(), await freePort()];
+  const host = opts.host ?? '127.0.0.1';
+  const [clientPort, peerPort] = [await freePort(host), await freePort()];
   const ownDir = opts.dataDir === undefined;
   const dataDir = opts.dataDir ?? makeDataDir();
   const scheme = opts.tls ? 'https' : 'http';
-  const clientUrl = `${scheme}://127.0.0.1:${clientPort}`;
+  const clientUrl = `${scheme}://${host}:${clientPort}`;
   const peerUrl = `http://127.0.0.1:${peerPort}`;
   const tlsFiles: TlsFiles | undefined = opts.tls
     ? { ca: opts.tls.ca, cert: opts.tls.clientCert, key: opts.tls.clientKey }
@@ -338,6 +344,13 @@ export interface ClusterMember {
   readonly pid: number;
   /** SIGKILL this member and wait for it to exit. */
   kill(): Promise<void>;
+  /** Stops this member with `signal` (SIGTERM) and waits for it to exit; its data dir stays. */
+  stop(signal?: NodeJS.Signals): Promise<void>;
+  /**
+   * Starts this (stopped) member again on its data dir. Does not wait: a lone member of a
+   * three-member cluster serves only once a peer is back (use EtcdCluster.waitHealthy).
+   */
+  start(): void;
   /** etcdctl run inside this member's namespace against `endpoints` (default: this member). */
   etcdctl(args: string[], endpoints?: string): Promise<string>;
   stderrTail(): string;
@@ -349,7 +362,18 @@ export interface EtcdCluster {
   readonly endpoints: string;
   /** The name of the current leader as seen from `from` (via etcdctl endpoint status). */
   leaderName(from?: ClusterMember): Promise<string>;
+  /** Waits until every member reports healthy (it has a leader and serves a quorum read). */
+  waitHealthy(timeoutMs?: number): Promise<void>;
+  /** Stops every member (`signal`, default SIGTERM), then starts them all again and waits until healthy. */
+  restartAll(signal?: NodeJS.Signals): Promise<void>;
   dispose(): Promise<void>;
+}
+
+export interface EtcdClusterOptions {
+  /** Also serve etcd's v2 API (`--enable-v2=true`), e.g. for Patroni's `etcd` DCS or Debian's vip-manager 1.0.2. */
+  enableV2?: boolean;
+  /** Extra etcd flags for every member. */
+  extraArgs?: string[];
 }
 
 const CLUSTER_CLIENT_PORT = 2379;
@@ -359,7 +383,7 @@ const CLUSTER_PEER_PORT = 2380;
  * One etcd member per LAN host, each listening on its host's 203.0.113.x address (and on the
  * namespace's own 127.0.0.1 for clients), forming one cluster over the LAN bridge.
  */
-export async function startEtcdCluster(hosts: LanHost[]): Promise<EtcdCluster> {
+export async function startEtcdCluster(hosts: LanHost[], opts: EtcdClusterOptions = {}): Promise<EtcdCluster> {
   requireEtcd();
   const names = hosts.map((_, i) => `m${i + 1}`);
   const initialCluster = hosts.map((h, i) => `${names[i]}=http://${h.ipv4}:${CLUSTER_PEER_PORT}`).join(',');
@@ -378,42 +402,31 @@ export async function startEtcdCluster(hosts: LanHost[]): Promise<EtcdCluster> {
     }
   };
 
-  try {
-    hosts.forEach((h, i) => {
-      const name = names[i]!;
-      const dir = makeDataDir();
-      const clientUrl = `http://${h.ipv4}:${CLUSTER_CLIENT_PORT}`;
-      const peerUrl = `http://${h.ipv4}:${CLUSTER_PEER_PORT}`;
-      const tail = new Tail();
-      const child = spawn('ip', ['netns', 'exec', h.ns.name, ETCD,
-        '--name', name, '--data-dir', join(dir, 'member'),
-        '--listen-client-urls', `${clientUrl},http://127.0.0.1:${CLUSTER_CLIENT_PORT}`,
-        '--advertise-client-urls', clientUrl,
-        '--listen-peer-urls', peerUrl, '--initial-advertise-peer-urls', peerUrl,
-        '--initial-cluster', initialCluster, '--initial-cluster-state', 'new',
-        '--initial-cluster-token', `vmt-${process.pid}`,
-        '--log-level', 'warn', '--logger', 'zap',
-      ], { stdio: ['ignore', 'ignore', 'pipe'] });
-      // `ip netns exec` execs etcd in place, so this PID is etcd's.
-      liveProcs.add(child);
-      child.once('exit', () => liveProcs.delete(child));
-      child.stderr?.on('data', (d: Buffer) => tail.feed(d));
-      procs.push({ child, tail, dir });
-      members.push({
-        host: h,
-        name,
-        clientUrl,
-        get pid() { return child.exitCode === null && child.signalCode === null ? child.pid ?? 0 : 0; },
-        async kill() {
-          try { if (child.pid) process.kill(child.pid, 'SIGKILL'); } catch { /* gone */ }
-          await waitExit(child, 5000);
-        },
-        etcdctl: (args, eps) => etcdctl(args, { ns: h.ns.name, endpoints: eps ?? clientUrl }),
-        stderrTail: () => tail.text(),
-      });
-    });
+  /** Starts member i (on its existing data dir when restarted: etcd then ignores the initial-cluster flags). */
+  const launch = (i: number, dir: string, tail: Tail): ChildProcess => {
+    const h = hosts[i]!;
+    const clientUrl = `http://${h.ipv4}:${CLUSTER_CLIENT_PORT}`;
+    const peerUrl = `http://${h.ipv4}:${CLUSTER_PEER_PORT}`;
+    const child = spawn('ip', ['netns', 'exec', h.ns.name, ETCD,
+      '--name', names[i]!, '--data-dir', join(dir, 'member'),
+      '--listen-client-urls', `${clientUrl},http://127.0.0.1:${CLUSTER_CLIENT_PORT}`,
+      '--advertise-client-urls', clientUrl,
+      '--listen-peer-urls', peerUrl, '--initial-advertise-peer-urls', peerUrl,
+      '--initial-cluster', initialCluster, '--initial-cluster-state', 'new',
+      '--initial-cluster-token', `vmt-${process.pid}`,
+      '--log-level', 'warn', '--logger', 'zap',
+      ...(opts.enableV2 ? ['--enable-v2=true'] : []),
+      ...(opts.extraArgs ?? []),
+    ], { stdio: ['ignore', 'ignore', 'pipe'] });
+    // `ip netns exec` execs etcd in place, so this PID is etcd's.
+    liveProcs.add(child);
+    child.once('exit', () => liveProcs.delete(child));
+    child.stderr?.on('data', (d: Buffer) => tail.feed(d));
+    return child;
+  };
 
-    const deadline = Date.now() + READY_TIMEOUT_MS;
+  const waitHealthy = async (timeoutMs = READY_TIMEOUT_MS) => {
+    const deadline = Date.now() + timeoutMs;
     for (const m of members) {
       let last = '';
       for (;;) {
@@ -425,10 +438,42 @@ export async function startEtcdCluster(hosts: LanHost[]): Promise<EtcdCluster> {
         } catch (e) {
           last = (e as Error).message;
         }
-        if (Date.now() > deadline) throw new Error(`etcd member ${m.name} not healthy within ${READY_TIMEOUT_MS} ms (${last}); stderr tail:\n${p.tail.text()}`);
+        if (Date.now() > deadline) throw new Error(`etcd member ${m.name} not healthy within ${timeoutMs} ms (${last}); stderr tail:\n${p.tail.text()}`);
         await sleep(200);
       }
     }
+  };
+
+  try {
+    hosts.forEach((h, i) => {
+      const name = names[i]!;
+      const dir = makeDataDir();
+      const clientUrl = `http://${h.ipv4}:${CLUSTER_CLIENT_PORT}`;
+      const tail = new Tail();
+      const p = { child: launch(i, dir, tail), tail, dir };
+      procs.push(p);
+      members.push({
+        host: h,
+        name,
+        clientUrl,
+        get pid() { return p.child.exitCode === null && p.child.signalCode === null ? p.child.pid ?? 0 : 0; },
+        async kill() {
+          try { if (p.child.pid) process.kill(p.child.pid, 'SIGKILL'); } catch { /* gone */ }
+          await waitExit(p.child, 5000);
+        },
+        async stop(signal: NodeJS.Signals = 'SIGTERM') {
+          try { if (p.child.pid) process.kill(p.child.pid, signal); } catch { /* gone */ }
+          await waitExit(p.child, 10_000);
+        },
+        start() {
+          if (p.child.exitCode === null && p.child.signalCode === null) throw new Error(`etcd member ${name} is still running`);
+          p.child = launch(i, dir, tail);
+        },
+        etcdctl: (args, eps) => etcdctl(args, { ns: h.ns.name, endpoints: eps ?? clientUrl }),
+        stderrTail: () => tail.text(),
+      });
+    });
+    await waitHealthy();
   } catch (e) {
     await dispose();
     throw e;
@@ -443,6 +488,12 @@ export async function startEtcdCluster(hosts: LanHost[]): Promise<EtcdCluster> {
       const leaderId = st[0]?.Status.leader;
       const idx = st.findIndex((s) => s.Status.header.member_id === leaderId);
       return idx >= 0 ? names[hosts.findIndex((h) => st[idx]!.Endpoint.includes(h.ipv4))] ?? '?' : '?';
+    },
+    waitHealthy,
+    async restartAll(signal: NodeJS.Signals = 'SIGTERM') {
+      await Promise.all(members.map((m) => m.stop(signal)));
+      for (const m of members) m.start();
+      await waitHealthy();
     },
     dispose,
   };

@@ -1,0 +1,192 @@
+// The daemon against a real etcd, on real interfaces in test namespaces: following the key,
+// restarts on the holder, signals, drift, a burst of changes, and running unprivileged.
+import assert from 'node:assert/strict';
+import type { ChildProcess } from 'node:child_process';
+import { after, afterEach, before, describe, test } from 'node:test';
+import { BIN, eventually, hasVip, type Daemon } from '../harness/daemon.js';
+import { createBed, KEY, VIP4, VIP6, type Bed } from './bed.js';
+
+const V4 = `${VIP4}/24`;
+const V6 = `${VIP6}/64`;
+
+/** `ip -o monitor address` in a namespace: every address add/remove there, as text lines. */
+function addressMonitor(bed: Bed, i: 0 | 1): { lines: string[]; child: ChildProcess } {
+  const child = bed.nodes[i].ns.spawn('ip', ['-o', 'monitor', 'address']);
+  const lines: string[] = [];
+  child.stdout!.on('data', (d: Buffer) => lines.push(...d.toString().split('\n').filter(Boolean)));
+  return { lines, child };
+}
+
+async function stopAll(bed: Bed): Promise<void> {
+  await Promise.all(bed.daemons.splice(0).map((d) => d.kill()));
+}
+
+describe('daemon: follows the etcd leader key', { concurrency: false }, () => {
+  let bed: Bed;
+  before(async () => { bed = await createBed(); });
+  after(async () => { await bed?.dispose(); });
+  // Every test starts from no daemons, whatever the previous one left behind.
+  afterEach(async () => { if (bed) await stopAll(bed); });
+
+  test('absent → none; ours → VIP here only; other → moved; deleted → removed (IPv4)', async () => {
+    await bed.kv.delete().key(KEY);
+    const [d1, d2] = [await bed.start(0), await bed.start(1)];
+    assert.equal(hasVip(bed.nodes[0].ns, V4) || hasVip(bed.nodes[1].ns, V4), false, 'no VIP while the key is absent');
+
+    await bed.kv.put(KEY).value('n1');
+    await eventually('VIP on n1', () => hasVip(bed.nodes[0].ns, V4), 2000);
+    assert.equal(hasVip(bed.nodes[1].ns, V4), false);
+
+    await bed.kv.put(KEY).value('n2');
+    await eventually('VIP moved to n2', () => hasVip(bed.nodes[1].ns, V4) && !hasVip(bed.nodes[0].ns, V4), 2000);
+
+    await bed.kv.delete().key(KEY);
+    await eventually('VIP removed', () => !hasVip(bed.nodes[1].ns, V4), 2000);
+    const acquire = await d2.waitForTransition('acquire', 0, 2000);
+    assert.equal(acquire.value, 'n2');
+    assert.equal(typeof acquire.reactionMs, 'number');
+    // The log line follows the kernel change by a moment: wait for it rather than race it.
+    await d1.waitForLog((t) => t.transition === 'release' && t.cause === 'key-other', 2000, 'n1 release (key-other)');
+    await d2.waitForLog((t) => t.transition === 'release' && t.cause === 'key-absent', 2000, 'n2 release (key-absent)');
+    await stopAll(bed);
+  });
+
+  test('IPv6 VIP follows the key', async () => {
+    await bed.kv.put(KEY).value('n1');
+    await bed.start(0, [], { ip: VIP6, netmask: '64' });
+    await bed.start(1, [], { ip: VIP6, netmask: '64' });
+    await eventually('IPv6 VIP on n1', () => hasVip(bed.nodes[0].ns, V6), 2000);
+    await bed.kv.put(KEY).value('n2');
+    await eventually('IPv6 VIP moved to n2', () => hasVip(bed.nodes[1].ns, V6) && !hasVip(bed.nodes[0].ns, V6), 2000);
+    await bed.kv.delete().key(KEY);
+    await eventually('IPv6 VIP removed', () => !hasVip(bed.nodes[1].ns, V6), 2000);
+    await stopAll(bed);
+  });
+
+  test('restart on the holder: the address is never removed (SIGKILL, and SIGTERM with release-on-stop false)', async () => {
+    await bed.kv.put(KEY).value('n1');
+    const first = await bed.start(0);
+    await eventually('VIP on n1', () => hasVip(bed.nodes[0].ns, V4), 2000);
+    const mon = addressMonitor(bed, 0);
+    await new Promise((r) => setTimeout(r, 200));
+
+    await first.kill();
+    const second = await bed.start(0);
+    assert.ok(second.logs.some((r) => r.msg.includes('this node holds the VIP')));
+    second.signal('SIGTERM');
+    await second.waitExit();
+    // That one released (release-on-stop defaults to true): put it back, then the real check.
+    const third = await bed.start(0, ['--release-on-stop', 'false']);
+    await eventually('VIP on n1', () => hasVip(bed.nodes[0].ns, V4), 2000);
+    const mark = mon.lines.length;
+    third.signal('SIGTERM');
+    assert.equal((await third.waitExit()).code, 0);
+    assert.ok(hasVip(bed.nodes[0].ns, V4), 'release-on-stop false keeps the VIP');
+    await bed.start(0);
+    await new Promise((r) => setTimeout(r, 300));
+    mon.child.kill();
+    const removals = mon.lines.slice(mark).filter((l) => l.startsWith('Deleted') && l.includes(VIP4));
+    assert.deepEqual(removals, [], 'restart with release-on-stop false then start: no removal');
+    // And across the SIGKILL restart before: exactly one removal, the one from SIGTERM.
+    assert.equal(mon.lines.slice(0, mark).filter((l) => l.startsWith('Deleted') && l.includes(VIP4)).length, 1);
+    await stopAll(bed);
+  });
+
+  for (const sig of ['SIGTERM', 'SIGINT'] as const) {
+    test(`${sig} releases the VIP and exits 0 within a second`, async () => {
+      await bed.kv.put(KEY).value('n1');
+      const d = await bed.start(0);
+      await eventually('VIP on n1', () => hasVip(bed.nodes[0].ns, V4), 2000);
+      const t = performance.now();
+      d.signal(sig);
+      const exit = await d.waitExit(3000);
+      const took = performance.now() - t;
+      assert.equal(exit.code, 0);
+      assert.ok(took < 1000, `exited in ${took.toFixed(0)} ms`);
+      assert.equal(hasVip(bed.nodes[0].ns, V4), false);
+      assert.ok(d.transitions().some((r) => r.transition === 'release' && r.cause === 'shutdown'));
+    });
+  }
+
+  test('drift: external `ip addr del` and link down/up are restored from kernel events; a stray VIP on a non-leader is removed', async () => {
+    await bed.kv.put(KEY).value('n1');
+    const d1 = await bed.start(0);
+    await bed.start(1);
+    await eventually('VIP on n1', () => hasVip(bed.nodes[0].ns, V4), 2000);
+
+    bed.nodes[0].ns.ip('addr', 'del', V4, 'dev', 'eth0');
+    const restored = await eventually('VIP restored after ip addr del', () => hasVip(bed.nodes[0].ns, V4), 1000, 2);
+    assert.ok(restored < 500, `restored in ${restored.toFixed(1)} ms`);
+
+    bed.nodes[0].ns.ip('link', 'set', 'eth0', 'down');
+    await new Promise((r) => setTimeout(r, 100));
+    bed.nodes[0].ns.ip('link', 'set', 'eth0', 'up');
+    await eventually('VIP present after link down/up', () => hasVip(bed.nodes[0].ns, V4), 1000, 2);
+    await d1.waitForLog((r) => r.transition === 'announce' || r.transition === 'acquire', 2000, 'a re-announcement after the link came back');
+
+    bed.nodes[1].ns.ip('addr', 'add', V4, 'dev', 'eth0');
+    await eventually('stray VIP on n2 removed', () => !hasVip(bed.nodes[1].ns, V4), 1000, 2);
+    await stopAll(bed);
+  });
+
+  test('IPv6 VIP lost with the link (keep_addr_on_down=0) is restored when it comes back', async () => {
+    await bed.kv.put(KEY).value('n1');
+    await bed.start(0, [], { ip: VIP6, netmask: '64' });
+    await eventually('IPv6 VIP on n1', () => hasVip(bed.nodes[0].ns, V6), 2000);
+    bed.nodes[0].ns.ip('link', 'set', 'eth0', 'down');
+    await eventually('IPv6 VIP gone with the link', () => !hasVip(bed.nodes[0].ns, V6), 1000, 2);
+    bed.nodes[0].ns.ip('link', 'set', 'eth0', 'up');
+    await eventually('IPv6 VIP restored', () => hasVip(bed.nodes[0].ns, V6), 1000, 2);
+    await stopAll(bed);
+  });
+
+  test('1,000 changes of the key within a second: the final state is right and reached promptly', async () => {
+    await bed.kv.put(KEY).value('n2');
+    await bed.start(0);
+    await bed.start(1);
+    await eventually('VIP on n2', () => hasVip(bed.nodes[1].ns, V4), 2000);
+    const values = ['n1', 'n2', 'garbage', 'n1'];
+    const t = performance.now();
+    await Promise.all(Array.from({ length: 1000 }, (_, i) => bed.kv.put(KEY).value(values[i % values.length]!)));
+    const wrote = performance.now() - t;
+    assert.ok(wrote < 1000, `1000 puts took ${wrote.toFixed(0)} ms`);
+    const final = (await bed.kv.get(KEY).string())!;
+    const holder = final === 'n1' ? 0 : final === 'n2' ? 1 : null;
+    const settled = await eventually(`final state (${final})`, () =>
+      (holder === 0) === hasVip(bed.nodes[0].ns, V4) && (holder === 1) === hasVip(bed.nodes[1].ns, V4), 3000, 5);
+    assert.ok(settled < 1000, `final state reached ${settled.toFixed(0)} ms after the last put`);
+    await new Promise((r) => setTimeout(r, 300));
+    assert.equal(hasVip(bed.nodes[0].ns, V4), holder === 0, 'and it stays');
+    assert.equal(hasVip(bed.nodes[1].ns, V4), holder === 1);
+    await stopAll(bed);
+  });
+
+  test('unprivileged (user nobody, only CAP_NET_ADMIN + CAP_NET_RAW): follows the key, restores drift, releases on SIGTERM', async () => {
+    await bed.kv.put(KEY).value('n1');
+    const d1: Daemon = await bed.start(0, [], { unprivileged: true });
+    const d2 = await bed.start(1, [], { unprivileged: true });
+    await eventually('VIP on n1', () => hasVip(bed.nodes[0].ns, V4), 2000);
+    bed.nodes[0].ns.ip('addr', 'del', V4, 'dev', 'eth0');
+    await eventually('restored', () => hasVip(bed.nodes[0].ns, V4), 1000, 2);
+    await bed.kv.put(KEY).value('n2');
+    await eventually('moved to n2', () => hasVip(bed.nodes[1].ns, V4) && !hasVip(bed.nodes[0].ns, V4), 2000);
+    await d2.waitForTransition('acquire', 0, 2000);
+    d2.signal('SIGTERM');
+    assert.equal((await d2.waitExit()).code, 0);
+    assert.equal(hasVip(bed.nodes[1].ns, V4), false);
+    assert.ok(!d1.logs.some((r) => r.level >= 50), `no errors: ${d1.transcript()}`);
+    await stopAll(bed);
+  });
+
+  test('without capabilities the daemon stops with exit 1 and an error naming CAP_NET_ADMIN', async () => {
+    await bed.kv.put(KEY).value('n1');
+    const child = bed.nodes[0].ns.spawn('setpriv', ['--reuid=nobody', '--regid=nogroup', '--clear-groups', '--inh-caps=-all', process.execPath, BIN,
+      '--ip', VIP4, '--netmask', '24', '--interface', 'eth0', '--trigger-key', KEY, '--trigger-value', 'n1', '--dcs-endpoints', bed.etcd.clientUrl, '--log-format', 'json']);
+    let err = '';
+    child.stderr!.on('data', (b: Buffer) => { err += b.toString(); });
+    const code = await new Promise<number | null>((r) => child.once('exit', r));
+    assert.equal(code, 1);
+    assert.match(err, /CAP_NET_ADMIN/);
+    assert.equal(hasVip(bed.nodes[0].ns, V4), false);
+  });
+});
