@@ -20,11 +20,21 @@ export interface Bed {
   kv: Etcd3;
   daemons: Daemon[];
   /** Starts vip-manager on node i (0 or 1), named n1/n2, with extra flags. */
-  start(i: 0 | 1, extra?: string[], opts?: { unprivileged?: boolean; ip?: string; netmask?: string }): Promise<Daemon>;
+  start(i: 0 | 1, extra?: string[], opts?: StartOptions): Promise<Daemon>;
   dispose(): Promise<void>;
 }
 
 export const NAMES = ['n1', 'n2'] as const;
+
+export interface StartOptions {
+  unprivileged?: boolean;
+  ip?: string;
+  netmask?: string;
+  /** Defaults to the bed's etcd; e.g. a proxy in front of it. */
+  endpoint?: string;
+  /** Wait for the daemon's first applied DCS answer (default true). */
+  waitReady?: boolean;
+}
 
 export async function createBed(etcdOpts: StartEtcdOptions = {}): Promise<Bed> {
   const lan = createLan(3, ['n1', 'n2', 'peer']);
@@ -49,12 +59,12 @@ export async function createBed(etcdOpts: StartEtcdOptions = {}): Promise<Bed> {
         unprivileged: opts.unprivileged,
         args: [
           '--ip', opts.ip ?? VIP4, '--netmask', opts.netmask ?? '24', '--interface', 'eth0',
-          '--trigger-key', KEY, '--trigger-value', NAMES[i], '--dcs-endpoints', etcd!.clientUrl,
+          '--trigger-key', KEY, '--trigger-value', NAMES[i], '--dcs-endpoints', opts.endpoint ?? etcd!.clientUrl,
           '--retry-after', '100', '--announce-count', '2', '--announce-interval', '50', ...extra,
         ],
       });
       daemons.push(d);
-      await d.waitForLog((r) => r.msg.startsWith('ready:'), 15_000, 'the first DCS answer');
+      if (opts.waitReady !== false) await d.waitForLog((r) => r.msg.startsWith('ready:'), 15_000, 'the first DCS answer');
       return d;
     },
     async dispose() {

@@ -4,7 +4,7 @@
 import { connect, createServer, type Server, type Socket } from 'node:net';
 
 export interface EtcdProxy {
-  /** http://127.0.0.1:<port> */
+  /** http://<host>:<port> */
   readonly url: string;
   /** Resets every proxied connection and every new one until restore(). */
   cut(): void;
@@ -12,7 +12,8 @@ export interface EtcdProxy {
   close(): Promise<void>;
 }
 
-export async function startEtcdProxy(target: string): Promise<EtcdProxy> {
+/** `host`: where the proxy listens (default loopback; a LAN address for daemons in namespaces). */
+export async function startEtcdProxy(target: string, host = '127.0.0.1'): Promise<EtcdProxy> {
   const t = new URL(target);
   const pairs = new Set<[Socket, Socket]>();
   let isCut = false;
@@ -37,13 +38,13 @@ export async function startEtcdProxy(target: string): Promise<EtcdProxy> {
   });
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => resolve());
+    server.listen(0, host, () => resolve());
   });
   const addr = server.address();
   const port = typeof addr === 'object' && addr ? addr.port : 0;
 
   return {
-    url: `${t.protocol}//127.0.0.1:${port}`,
+    url: `${t.protocol}//${host}:${port}`,
     cut() {
       isCut = true;
       for (const [c, u] of pairs) {
