@@ -18,6 +18,12 @@ import { StatusBoard } from './status.js';
 const HEARTBEAT_MS = 1000;
 /** A heartbeat older than this means the event loop is stuck: unhealthy, no watchdog ping. */
 const HEARTBEAT_STALE_MS = 5000;
+/**
+ * A reconcile pass running longer than this is stuck (a hung kernel or API call): unhealthy.
+ * Longer than any single bounded call the managers make (Robot's 90 s POST is split into
+ * retries the manager schedules, not one pass), shorter than a restart would be worth.
+ */
+const PASS_STUCK_MS = 120_000;
 /** SIGTERM to exit: the VIP release itself takes well under a millisecond (basic). */
 const SHUTDOWN_DEADLINE_MS = 900;
 
@@ -45,7 +51,11 @@ export async function runDaemon(loaded: LoadedConfig): Promise<number> {
 
   let heartbeat = performance.now();
   const beat = setInterval(() => { heartbeat = performance.now(); }, HEARTBEAT_MS);
-  const alive = () => performance.now() - heartbeat < HEARTBEAT_STALE_MS;
+  let reconciler: Reconciler | undefined;
+  const alive = () => {
+    const busySince = reconciler?.snapshot().busySince ?? null;
+    return performance.now() - heartbeat < HEARTBEAT_STALE_MS && (busySince === null || performance.now() - busySince < PASS_STUCK_MS);
+  };
   const notifier = new Notifier({ send: sendDatagram, alive, logger: log });
   const status = new StatusBoard(cfg, info);
 
@@ -53,11 +63,14 @@ export async function runDaemon(loaded: LoadedConfig): Promise<number> {
   const exited = new Promise<number>((resolve) => { finish = resolve; });
   let readySent = false;
 
-  const reconciler = new Reconciler({
+  reconciler = new Reconciler({
     source, manager, log: log.child({ component: 'reconcile' }),
     policy: cfg['dcs-loss'], triggerValue: cfg['trigger-value'], retryNum: cfg['retry-num'], retryAfter: cfg['retry-after'],
     onView: (v) => {
+      const before = status.line();
       status.view(v);
+      // systemctl status shows an outage (or its end) even when it changes nothing else.
+      if (readySent && status.line() !== before) void notifier.status(status.line());
       metrics.setDcsConnected(v.kind === 'value');
       if (v.kind === 'value') {
         metrics.dcsAnswered(v.at);
@@ -78,6 +91,13 @@ export async function runDaemon(loaded: LoadedConfig): Promise<number> {
     onError: (component) => metrics.error(component),
     onFatal: () => finish(1),
     onPassed: (view, decision) => {
+      // A pass that changed nothing saw the VIP as it is: keep the gauge, /status and STATUS=
+      // in step (a restart on the holder finds the VIP already here, with no acquire).
+      const observed = reconciler?.snapshot().held;
+      if ((decision.action === 'none' || decision.action === 'announce') && observed) {
+        metrics.setHeld(observed.held);
+        if (status.observed(observed.held) && readySent) void notifier.status(status.line());
+      }
       // READY=1 once the first DCS answer has been applied (or found to need nothing).
       if (readySent || view?.kind !== 'value') return;
       readySent = true;
@@ -89,8 +109,11 @@ export async function runDaemon(loaded: LoadedConfig): Promise<number> {
 
   const http = createOpsHttp({
     enabled: cfg['http-enabled'], listen: cfg['http-listen'], metrics, logger: log.child({ component: 'http' }),
-    health: () => ({ ok: alive(), detail: { heartbeatAgeMs: Math.round(performance.now() - heartbeat) } }),
-    status: () => status.snapshot(reconciler.snapshot()),
+    health: () => {
+      const busySince = reconciler!.snapshot().busySince;
+      return { ok: alive(), detail: { heartbeatAgeMs: Math.round(performance.now() - heartbeat), passRunningMs: busySince === null ? null : Math.round(performance.now() - busySince) } };
+    },
+    status: () => status.snapshot(reconciler!.snapshot()),
   });
   try {
     await http.start();

@@ -11,7 +11,8 @@ import type { BuildInfo } from '../version.js';
 const HISTORY = 20;
 
 export class StatusBoard {
-  private leader: { value: string | null; revision: string; connected: boolean; lastAnswer: Date; leaseSecondsLeft: number | null } | null = null;
+  /** `leaseDeadline` is monotonic (performance.now()): /status counts it down at read time. */
+  private leader: { value: string | null; revision: string; connected: boolean; lastAnswer: Date; leaseDeadline: number | null } | null = null;
   private unreachableSince: Date | null = null;
   private lastError: string | null = null;
   private heldSince: Date | null = null;
@@ -24,7 +25,7 @@ export class StatusBoard {
     if (v.kind === 'value') {
       this.leader = {
         value: v.value, revision: v.revision, connected: true, lastAnswer: new Date(),
-        leaseSecondsLeft: v.leaseDeadline === null ? null : Math.max(0, (v.leaseDeadline - performance.now()) / 1000),
+        leaseDeadline: v.leaseDeadline,
       };
       this.unreachableSince = null;
       this.lastError = null;
@@ -40,6 +41,17 @@ export class StatusBoard {
     if (this.history.length > HISTORY) this.history.shift();
     if (t.direction === 'acquire') this.heldSince = t.at;
     if (t.direction === 'release') this.heldSince = null;
+  }
+
+  /**
+   * The VIP state a pass observed without changing it. A VIP already here at startup (a
+   * restart on the holder) has no acquire transition; it counts as held since first seen.
+   * Returns whether that changed what line() says.
+   */
+  observed(held: boolean): boolean {
+    if (held === (this.heldSince !== null)) return false;
+    this.heldSince = held ? new Date() : null;
+    return true;
   }
 
   /** One line for `systemctl status`. */
@@ -65,7 +77,8 @@ export class StatusBoard {
       },
       leader: this.leader && {
         value: this.leader.value, revision: this.leader.revision, isThisNode: this.leader.value === this.cfg['trigger-value'],
-        connected: this.leader.connected, lastAnswerAt: this.leader.lastAnswer.toISOString(), leaseSecondsLeft: this.leader.leaseSecondsLeft,
+        connected: this.leader.connected, lastAnswerAt: this.leader.lastAnswer.toISOString(),
+        leaseSecondsLeft: this.leader.leaseDeadline === null ? null : Math.max(0, (this.leader.leaseDeadline - performance.now()) / 1000),
       },
       dcs: { reachable: this.unreachableSince === null && this.leader !== null, unreachableSince: this.unreachableSince?.toISOString() ?? null, lastError: this.lastError },
       vip: {

@@ -41,6 +41,7 @@ export class Metrics {
   readonly registry: Registry;
   private readonly now: () => number;
   private lastAnswerAt: number | null = null;
+  private connected = false;
   private leaseDeadline: number | null = null;
 
   private readonly held: Gauge;
@@ -70,10 +71,11 @@ export class Metrics {
     const self = this;
     new Gauge({
       name: 'vip_manager_dcs_last_answer_seconds',
-      help: 'Seconds since the DCS last answered (+Inf before the first answer).',
+      help: 'Seconds since the DCS last answered: 0 while connected (a watch delivers only changes, so silence then means nothing changed), the age of the last answer while unreachable, +Inf before the first answer.',
       registers,
       collect() {
-        this.set(self.lastAnswerAt === null ? Infinity : (self.now() - self.lastAnswerAt) / MS_PER_SECOND);
+        if (self.lastAnswerAt === null) this.set(Infinity);
+        else this.set(self.connected ? 0 : (self.now() - self.lastAnswerAt) / MS_PER_SECOND);
       },
     });
     new Gauge({
@@ -127,6 +129,7 @@ export class Metrics {
   }
 
   setDcsConnected(connected: boolean): void {
+    this.connected = connected;
     this.dcsConnected.set(connected ? 1 : 0);
   }
 

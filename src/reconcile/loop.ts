@@ -59,6 +59,8 @@ export class Reconciler {
   private stopped = false;
   private passes = 0;
   private lastPassAt = 0;
+  /** When the pass now running began; null while idle. A pass stuck on I/O shows here. */
+  private busySince: number | null = null;
 
   constructor(private readonly o: ReconcilerOptions) {
     this.now = o.now ?? (() => performance.now());
@@ -76,8 +78,8 @@ export class Reconciler {
   }
 
   /** The latest view and observation, for /status and logs. */
-  snapshot(): { view: LeaderView | null; held: HolderState | null; passes: number; lastPassAt: number } {
-    return { view: this.view, held: this.lastObserved, passes: this.passes, lastPassAt: this.lastPassAt };
+  snapshot(): { view: LeaderView | null; held: HolderState | null; passes: number; lastPassAt: number; busySince: number | null } {
+    return { view: this.view, held: this.lastObserved, passes: this.passes, lastPassAt: this.lastPassAt, busySince: this.busySince };
   }
 
   /** Requests a pass; several requests while one runs make exactly one more. */
@@ -91,9 +93,11 @@ export class Reconciler {
     try {
       while (this.dirty && !this.stopped) {
         this.dirty = false;
+        this.busySince = this.now();
         await this.pass();
       }
     } finally {
+      this.busySince = null;
       this.running = null;
     }
   }

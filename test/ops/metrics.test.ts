@@ -82,6 +82,11 @@ describe('Metrics', () => {
     const text = await m.render();
     assert.equal(sample(text, 'vip_manager_dcs_last_answer_seconds'), 2.5);
     assert.equal(sample(text, 'vip_manager_leader_lease_deadline_seconds'), 7.5);
+    // While connected, silence means "nothing changed", not "no answer".
+    m.setDcsConnected(true);
+    assert.equal(sample(await m.render(), 'vip_manager_dcs_last_answer_seconds'), 0);
+    m.setDcsConnected(false);
+    assert.equal(sample(await m.render(), 'vip_manager_dcs_last_answer_seconds'), 2.5);
     // An older answer reported late must not make the last answer look older.
     m.dcsAnswered(at());
     m.dcsAnswered(at() - 2_000);
