@@ -2,6 +2,7 @@
 // surface (metrics/health/status HTTP, systemd notifications) from the configuration, runs
 // until SIGTERM/SIGINT, then releases the VIP (unless release-on-stop is false) and exits 0.
 import { performance } from 'node:perf_hooks';
+import { EXIT_CONFIG } from '../config/errors.js';
 import type { LoadedConfig } from '../config/load.js';
 import { maskedConfig } from '../config/render.js';
 import { createLogger, type Logger } from '../log.js';
@@ -24,6 +25,8 @@ const HEARTBEAT_STALE_MS = 5000;
  * retries the manager schedules, not one pass), shorter than a restart would be worth.
  */
 const PASS_STUCK_MS = 120_000;
+/** Errors that building the source or the manager throws for a bad setting or file. */
+const CONFIG_ERRORS = new Set(['HetznerConfigError', 'EtcdConfigFileError', 'DcsTlsConfigError', 'InvalidVipError']);
 /** SIGTERM to exit: the VIP release itself takes well under a millisecond (basic). */
 const SHUTDOWN_DEADLINE_MS = 900;
 
@@ -43,7 +46,9 @@ export async function runDaemon(loaded: LoadedConfig): Promise<number> {
     manager = await createVipManager(cfg, log.child({ component: 'vip' }), metrics);
   } catch (e) {
     log.error({ err: e }, `cannot start: ${(e as Error).message}`);
-    return 1;
+    // A bad credentials or TLS file is a configuration error like any other: systemd must not
+    // restart into it (RestartPreventExitStatus=78).
+    return CONFIG_ERRORS.has((e as Error).name) ? EXIT_CONFIG : 1;
   }
   if (cfg['dcs-loss'] === 'hold-lease' && !source.providesLeaseDeadline) {
     log.warn(`dcs-type ${cfg['dcs-type']} gives no lease deadline: dcs-loss hold-lease acts as release (retry-num ${cfg['retry-num']} × retry-after ${cfg['retry-after']} ms)`);

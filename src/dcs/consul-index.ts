@@ -26,8 +26,15 @@ export function nextIndex(waitedOn: bigint, returned: bigint): NextIndex {
   return { index: reset < 1n ? 1n : reset, wentBackwards };
 }
 
-/** Burst of the rate limiter, as the documentation suggests. */
-export const RATE_LIMIT_BURST = 2;
+/**
+ * Consul's blocking-query documentation asks clients to rate-limit so that a key that changes
+ * constantly does not become a busy loop. A leader key changes rarely (a switchover, seconds
+ * apart), and each of those changes must be read at once: so the bucket allows a burst of
+ * CHURN_BURST immediate requests and refills one every CHURN_REFILL_MS, i.e. only a key
+ * rewritten more than ~10 times a second for a while is slowed down, to 10 reads a second.
+ */
+export const CHURN_BURST = 8;
+export const CHURN_REFILL_MS = 100;
 
 export class TokenBucket {
   private tokens: number;

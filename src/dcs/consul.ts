@@ -12,9 +12,9 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Config } from '../config/schema.js';
 import type { Logger } from '../log.js';
-import { Backoff } from './backoff.js';
+import { Backoff } from '../backoff.js';
 import { ConsulAclError } from './consul-errors.js';
-import { nextIndex, RATE_LIMIT_BURST, TokenBucket } from './consul-index.js';
+import { CHURN_BURST, CHURN_REFILL_MS, nextIndex, TokenBucket } from './consul-index.js';
 import { interpretKvAnswer, kvLocation, type KvLocation, type KvRead } from './consul-kv.js';
 import {
   ACL_NOT_FOUND_TOLERANCE, ACL_RETRY_MS, ANSWER_MARGIN_MS, blockingTimeoutMs, blockingWaitMs, CONNECT_TIMEOUT_MS, MAX_BODY_BYTES,
@@ -74,9 +74,9 @@ export class ConsulLeaderSource implements LeaderSource {
   constructor(private readonly opts: ConsulSourceOptions) {
     this.location = kvLocation(opts.triggerKey);
     this.waitMs = blockingWaitMs(opts.intervalMs);
-    // Under churn (a key rewritten many times a second) degrade to one read per interval, the
-    // Go original's polling rate, rather than a busy loop.
-    this.limiter = new TokenBucket(RATE_LIMIT_BURST, opts.intervalMs);
+    // Under churn (a key rewritten many times a second) degrade to a bounded read rate rather
+    // than a busy loop; ordinary leader changes never wait (see consul-index.ts).
+    this.limiter = new TokenBucket(CHURN_BURST, CHURN_REFILL_MS);
     this.backoff = new Backoff({ initialMs: opts.retryAfterMs, flatRetries: opts.retryNum });
     this.client = new FailoverHttpClient({
       endpoints: opts.endpoints,
@@ -122,7 +122,9 @@ export class ConsulLeaderSource implements LeaderSource {
         read = await this.read();
       } catch (e) {
         if (e instanceof RequestAbortedError || this.stopped) return;
-        await this.pause(this.onFailure(tracker, e as Error, sentAt));
+        // Dated when noticed, not when sent: a blocking read may have waited for seconds before
+        // it failed, and an outage dated from its start would skip the retries release counts.
+        await this.pause(this.onFailure(tracker, e as Error, performance.now()));
         continue;
       }
       this.onAnswer(tracker, read, sentAt);
@@ -171,11 +173,11 @@ export class ConsulLeaderSource implements LeaderSource {
   }
 
   /** Reports a failed attempt and returns how long to wait before the next one. */
-  private onFailure(tracker: ViewTracker, error: Error, sentAt: number): number {
+  private onFailure(tracker: ViewTracker, error: Error, failedAt: number): number {
     // The next answer must come at once to report recovery; a blocking read on the old index
     // would sit out the whole wait if nothing changed meanwhile. A plain read restarts the loop.
     this.index = 0n;
-    const view = tracker.failure(error, sentAt);
+    const view = tracker.failure(error, failedAt);
     if (error instanceof ConsulAclError) return this.onAclError(error, view.failures);
     const delay = this.backoff.next();
     if (view.failures === 1) this.opts.log.warn({ err: error.message, retryInMs: delay }, 'Consul is unreachable');

@@ -31,7 +31,7 @@ import { performance } from 'node:perf_hooks';
 import type { Etcd3 } from 'etcd3';
 import type { Config } from '../config/schema.js';
 import type { Logger } from '../log.js';
-import { Backoff } from './backoff.js';
+import { Backoff } from '../backoff.js';
 import { buildEtcdClient } from './etcd-client.js';
 import type { EndpointHealth } from './etcd-endpoints.js';
 import { describeEtcdError, type EtcdSourceError } from './etcd-errors.js';

@@ -7,7 +7,7 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Config } from '../config/schema.js';
 import type { Logger } from '../log.js';
-import { Backoff } from './backoff.js';
+import { Backoff } from '../backoff.js';
 import { displayEndpoint, FailoverHttpClient, RequestAbortedError, type TlsFiles } from './http-client.js';
 import type { LeaderSource, LeaderView } from './source.js';
 import { ViewTracker } from './view-tracker.js';

@@ -2,10 +2,11 @@
 // deadline) schedules a pass; passes never overlap, and a burst of events collapses into one
 // more pass that sees only the latest state, so a stale transition is never applied.
 import { performance } from 'node:perf_hooks';
+import { Backoff } from '../backoff.js';
 import type { LeaderView, LeaderSource } from '../dcs/source.js';
 import type { Logger } from '../log.js';
 import type { HolderState, VipManager } from '../vip/manager.js';
-import { decide, type Cause, type Decision, type DcsLossPolicy } from './decide.js';
+import { decide, type Action, type Cause, type Decision, type DcsLossPolicy } from './decide.js';
 
 export interface Transition {
   readonly direction: 'acquire' | 'release' | 'announce';
@@ -61,10 +62,19 @@ export class Reconciler {
   private lastPassAt = 0;
   /** When the pass now running began; null while idle. A pass stuck on I/O shows here. */
   private busySince: number | null = null;
+  /** Pacing of retries after failed manager calls; reset by the next success. */
+  private readonly backoff: Backoff;
+  /**
+   * A failed action is not tried again before `until`, whatever else wakes the loop (a lease
+   * refresh, a kernel event): a manager's API may have said when (a lock, a rate limit), and
+   * retrying sooner would only spend its budget.
+   */
+  private retryBlock: { action: Action; until: number } | null = null;
 
   constructor(private readonly o: ReconcilerOptions) {
     this.now = o.now ?? (() => performance.now());
     this.startedAt = this.now();
+    this.backoff = new Backoff({ initialMs: o.retryAfter, flatRetries: o.retryNum });
   }
 
   async start(): Promise<void> {
@@ -125,7 +135,12 @@ export class Reconciler {
     }
     this.wasReady = held.ready;
     this.armRecheck(d);
-    if (d.action !== 'none' && !this.stopped) await this.apply(d, view);
+    const block = this.retryBlock;
+    if (block !== null && block.action === d.action && this.now() < block.until) {
+      this.armAt(block.until);
+    } else if (d.action !== 'none' && !this.stopped) {
+      await this.apply(d, view);
+    }
     this.o.onPassed?.(view, d);
   }
 
@@ -140,6 +155,8 @@ export class Reconciler {
       this.fail('manager', e as Error, direction);
       return;
     }
+    this.backoff.reset();
+    this.retryBlock = null;
     const done = this.now();
     const known = view?.kind === 'value' ? view : view?.kind === 'unreachable' ? view.last : null;
     const t: Transition = {
@@ -162,15 +179,21 @@ export class Reconciler {
     this.dirty = true;
   }
 
-  private fail(component: 'kernel' | 'manager', err: Error, action?: string): void {
+  private fail(component: 'kernel' | 'manager', err: Error, action?: Action): void {
     if (isFatal(err)) {
       this.o.log.error({ err, component }, `cannot continue: ${err.message}`);
       this.o.onFatal?.(err);
       return;
     }
     this.o.onError?.(component, err);
-    this.o.log.error({ err, component, action }, `${action ?? 'observing the VIP'} failed: ${err.message}; retrying in ${this.o.retryAfter} ms`);
-    this.armAt(this.now() + this.o.retryAfter);
+    // Not before the backoff allows, nor before the time the error itself names (retryAt,
+    // monotonic ms: e.g. a provider's lock or rate-limit window).
+    const retryAt = (err as { retryAt?: unknown }).retryAt;
+    const until = Math.max(this.now() + this.backoff.next(), typeof retryAt === 'number' ? retryAt : 0);
+    if (action !== undefined) this.retryBlock = { action, until };
+    this.o.log.error({ err, component, action, retryInMs: Math.round(until - this.now()) },
+      `${action ?? 'observing the VIP'} failed: ${err.message}; retrying in ${Math.round(until - this.now())} ms`);
+    this.armAt(until);
   }
 
   private armRecheck(d: Decision): void {

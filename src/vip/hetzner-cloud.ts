@@ -12,13 +12,14 @@ import { isIP } from 'node:net';
 import { type Config } from '../config/schema.js';
 import { type Logger } from '../log.js';
 import { type HolderState, type VipManager } from './manager.js';
-import { type Clock, realClock, sleep, type TimerHandle } from './hetzner-clock.js';
+import { type Clock, realClock } from './hetzner-clock.js';
 import { type CloudAction, CloudApi, fetchInstanceId, type FloatingIp, networkOf } from './hetzner-cloud-api.js';
-import { asHetznerError, HetznerConfigError, type HetznerError, HetznerNotReadyError, HetznerTimeoutError } from './hetzner-errors.js';
+import { asHetznerError, HetznerConfigError, HetznerNotReadyError, HetznerTimeoutError } from './hetzner-errors.js';
 import { type FetchLike } from './hetzner-http.js';
 import { ipMatchesNetwork } from './hetzner-ip.js';
 import { type LocalAddresses } from './hetzner-local.js';
-import { backoffMs, INLINE_WAIT_MAX_MS, maxAttempts, SerialQueue, waitAfter, WakeUp, withTimeout } from './hetzner-retry.js';
+import { HetznerManagerBase } from './hetzner-manager-base.js';
+import { backoffMs, withTimeout } from './hetzner-retry.js';
 import { readSecretFile } from './hetzner-secret-file.js';
 
 /** Housekeeping cadence: checks the local address (cheap) and whether a refresh is due. */
@@ -51,7 +52,7 @@ export interface CloudSettings {
 type Assignment = { readonly known: false } | { readonly known: true; readonly server: number | null; readonly at: number };
 const UNKNOWN: Assignment = { known: false };
 
-export class HetznerCloudManager implements VipManager {
+export class HetznerCloudManager extends HetznerManagerBase implements VipManager {
   readonly kind = 'hetzner-cloud' as const;
   #serverId: number | undefined;
   #fip: FloatingIp | undefined;
@@ -60,58 +61,55 @@ export class HetznerCloudManager implements VipManager {
   #localPresent = false;
   /** An action we started whose outcome we have not seen yet (its polling timed out). */
   #pending: { action: CloudAction; server: number | null } | undefined;
-  #fatal: HetznerError | undefined;
-  #onChange: () => void = () => {};
-  #lastReported: string | undefined;
   #identityRetryAt = 0;
   #identityAttempt = 0;
-  #tick: TimerHandle | undefined;
-  #closed = false;
-  readonly #queue = new SerialQueue();
-  readonly #wake: WakeUp;
 
   constructor(
     private readonly settings: CloudSettings,
     private readonly local: LocalAddresses,
-    private readonly log: Logger,
-    private readonly clock: Clock,
+    log: Logger,
+    clock: Clock,
     private readonly api: CloudApi,
     private readonly fetchImpl: FetchLike,
-    private readonly closing: AbortController,
+    closing: AbortController,
   ) {
+    super(log, clock, closing, {
+      label: 'Hetzner Cloud', tickMs: CLOUD_TICK_MS, retryAfterMs: settings.retryAfterMs, retryNum: settings.retryNum,
+      // Short deferrals (a 429 that refills in seconds, a brief lock) are waited out in the call.
+      deferAlways: false,
+    });
     this.#serverId = settings.serverId;
-    this.#wake = new WakeUp(clock, () => this.#onChange());
   }
 
   async start(onChange: () => void): Promise<void> {
-    this.#onChange = onChange;
-    await this.#queue
+    this.listen(onChange);
+    await this.queue
       .run(async () => {
         await this.#resolveIdentity();
         await this.#checkLocal();
       })
-      .catch((err: unknown) => this.#absorb(err, 'resolving the floating IP and this server'));
-    this.#lastReported = this.#stateKey();
+      .catch((err: unknown) => this.absorb(err, 'resolving the floating IP and this server'));
+    this.markReported();
     this.log.info(
       { vip: this.settings.vip, floatingIpId: this.#fip?.id, serverId: this.#serverId, held: this.#held() },
       'Hetzner Cloud floating IP manager started',
     );
-    this.#armTick();
+    this.armTick('refreshing the floating IP');
   }
 
   async observe(): Promise<HolderState> {
     await this.#checkLocal().catch(() => undefined);
     // What the reconciler has now seen; onChange fires only for changes after this.
-    this.#lastReported = this.#stateKey();
+    this.markReported();
     const held = this.#held();
-    if (this.#fatal) return { held, ready: false, detail: this.#fatal.message };
+    if (this.fatal) return { held, ready: false, detail: this.fatal.message };
     if (this.#identityProblem !== undefined) return { held, ready: false, detail: this.#identityProblem };
     return { held, ready: true };
   }
 
   acquire(): Promise<void> {
-    return this.#acted(async () => {
-      if (this.#fatal) throw this.#fatal;
+    return this.acted(async () => {
+      if (this.fatal) throw this.fatal;
       for (let attempt = 1; ; attempt++) {
         try {
           const { me, fip } = await this.#requireIdentity();
@@ -131,14 +129,14 @@ export class HetznerCloudManager implements VipManager {
           }
           return;
         } catch (err) {
-          await this.#afterFailure(err, attempt, 'acquire');
+          await this.afterFailure(err, attempt, 'acquire');
         }
       }
     });
   }
 
   release(): Promise<void> {
-    return this.#acted(async () => {
+    return this.acted(async () => {
       // The local address goes first: once unassigned, traffic for it must not be answered here.
       let localError: unknown;
       try {
@@ -155,8 +153,8 @@ export class HetznerCloudManager implements VipManager {
       if (!this.settings.unassignOnRelease || me === undefined || fip === undefined) {
         // The next holder assigns it to itself; our "ours" is about to become wrong.
         if (me !== undefined && this.#assignedTo(me, false)) this.#assigned = UNKNOWN;
-      } else if (this.#fatal) {
-        this.log.warn({ err: this.#fatal.message }, 'not unassigning the floating IP: the API is not usable');
+      } else if (this.fatal) {
+        this.log.warn({ err: this.fatal.message }, 'not unassigning the floating IP: the API is not usable');
       } else {
         for (let attempt = 1; ; attempt++) {
           try {
@@ -167,7 +165,7 @@ export class HetznerCloudManager implements VipManager {
             this.log.info({ vip: this.settings.vip, floatingIpId: fip.id }, 'Hetzner Cloud floating IP unassigned');
             break;
           } catch (err) {
-            await this.#afterFailure(err, attempt, 'release');
+            await this.afterFailure(err, attempt, 'release');
           }
         }
       }
@@ -175,29 +173,7 @@ export class HetznerCloudManager implements VipManager {
     });
   }
 
-  /** Hetzner routes the floating IP to the server; there is nothing to announce from here. */
-  async announce(): Promise<void> {}
-
-  async close(): Promise<void> {
-    this.#closed = true;
-    if (this.#tick !== undefined) this.clock.clearTimeout(this.#tick);
-    this.#tick = undefined;
-    this.#wake.cancel();
-    this.closing.abort();
-  }
-
   // ---- internals ----
-
-  /** Runs a reconciler-requested action in the queue; its outcome is known to the caller. */
-  #acted(task: () => Promise<void>): Promise<void> {
-    return this.#queue.run(async () => {
-      try {
-        await task();
-      } finally {
-        this.#lastReported = this.#stateKey();
-      }
-    });
-  }
 
   #held(): boolean {
     return this.#serverId !== undefined && this.#assignedTo(this.#serverId, false) && this.#localPresent;
@@ -297,100 +273,45 @@ export class HetznerCloudManager implements VipManager {
     this.#identityProblem = undefined;
   }
 
-  async #afterFailure(err: unknown, attempt: number, op: string): Promise<void> {
-    const e = asHetznerError(err);
-    if (e.disposition === 'fatal') {
-      this.#fail(e);
-      throw e;
+  protected async housekeeping(): Promise<void> {
+    const now = this.clock.now();
+    if (this.#serverId === undefined || this.#fip === undefined) {
+      if (now < this.#identityRetryAt) return;
+      try {
+        await this.#resolveIdentity();
+        this.#identityAttempt = 0;
+      } catch (err) {
+        this.#identityAttempt++;
+        this.#identityRetryAt = now + backoffMs(this.settings.retryAfterMs, this.#identityAttempt);
+        throw err;
+      }
     }
-    // An assign or unassign that failed or timed out may still have happened: ask next time.
-    if (e.name !== 'HetznerRateLimitError' && e.name !== 'HetznerBudgetError') this.#assigned = UNKNOWN;
-    const wait = waitAfter(e, this.clock, this.settings.retryAfterMs, attempt);
-    // Short deferrals (a 429 that refills in seconds, a brief lock) are waited out here.
-    if (wait > INLINE_WAIT_MAX_MS || attempt >= maxAttempts(this.settings.retryNum) || this.#closed) {
-      this.#wake.at(this.clock.now() + Math.max(wait, backoffMs(this.settings.retryAfterMs, attempt)));
-      this.log.warn({ err: e.message, op, attempt, retryInMs: Math.round(wait) }, `Hetzner Cloud ${op} failed; will retry later`);
-      throw e;
+    const local = await this.#checkLocal();
+    const me = this.#serverId as number;
+    // Only a node with the address on its interface needs to know whether the floating IP
+    // is (still) assigned to it; everyone else stays quiet and spares the project budget.
+    const stale = !this.#assigned.known || now - this.#assigned.at >= CLOUD_REFRESH_MS;
+    if (local && stale && !this.api.isLow()) await this.#read();
+    if (local && this.#assigned.known && this.#assigned.server !== me && now - this.#assigned.at < CLOUD_REFRESH_MS) {
+      // The API, just asked, says the floating IP is not ours, yet the address is here: a
+      // leftover (crash, restart while another node took over). Answering for it locally
+      // would send this machine's own connections to the wrong place.
+      await withTimeout(this.clock, this.local.remove(this.settings.vip, this.settings.prefixLen), LOCAL_TIMEOUT_MS, 'removing a stale floating IP');
+      this.#localPresent = false;
+      this.log.warn(
+        { vip: this.settings.vip, assignedTo: this.#assigned.server },
+        'removed the floating IP from the interface: the API says it is assigned elsewhere',
+      );
     }
-    this.log.warn({ err: e.message, op, attempt, retryInMs: Math.round(wait) }, `Hetzner Cloud ${op} attempt failed; retrying`);
-    await sleep(this.clock, wait, this.closing.signal).catch(() => {
-      throw e;
-    });
   }
 
-  #fail(e: HetznerError): void {
-    if (this.#fatal) return;
-    this.#fatal = e;
-    this.log.error({ err: e.message }, 'Hetzner Cloud manager stopped talking to the API until restarted');
-    this.#notifyIfChanged();
+  /** An assign or unassign that failed or timed out may still have happened: ask next time. */
+  protected forgetApiState(): void {
+    this.#assigned = UNKNOWN;
   }
 
-  #absorb(err: unknown, what: string): void {
-    const e = asHetznerError(err);
-    if (e.disposition === 'fatal') {
-      this.#fail(e);
-    } else {
-      this.log.warn({ err: e.message }, `Hetzner Cloud: ${what} failed`);
-    }
-    if (e.retryAt !== undefined) this.#wake.at(e.retryAt);
-  }
-
-  #armTick(): void {
-    if (this.#closed) return;
-    this.#tick = this.clock.setTimeout(() => {
-      this.#tick = undefined;
-      void this.#onTick();
-    }, CLOUD_TICK_MS);
-  }
-
-  async #onTick(): Promise<void> {
-    await this.#queue
-      .run(async () => {
-        if (this.#fatal || this.#closed) return;
-        const now = this.clock.now();
-        if (this.#serverId === undefined || this.#fip === undefined) {
-          if (now < this.#identityRetryAt) return;
-          try {
-            await this.#resolveIdentity();
-            this.#identityAttempt = 0;
-          } catch (err) {
-            this.#identityAttempt++;
-            this.#identityRetryAt = now + backoffMs(this.settings.retryAfterMs, this.#identityAttempt);
-            throw err;
-          }
-        }
-        const local = await this.#checkLocal();
-        const me = this.#serverId as number;
-        // Only a node with the address on its interface needs to know whether the floating IP
-        // is (still) assigned to it; everyone else stays quiet and spares the project budget.
-        const stale = !this.#assigned.known || now - this.#assigned.at >= CLOUD_REFRESH_MS;
-        if (local && stale && !this.api.isLow()) await this.#read();
-        if (local && this.#assigned.known && this.#assigned.server !== me && now - this.#assigned.at < CLOUD_REFRESH_MS) {
-          // The API, just asked, says the floating IP is not ours, yet the address is here: a
-          // leftover (crash, restart while another node took over). Answering for it locally
-          // would send this machine's own connections to the wrong place.
-          await withTimeout(this.clock, this.local.remove(this.settings.vip, this.settings.prefixLen), LOCAL_TIMEOUT_MS, 'removing a stale floating IP');
-          this.#localPresent = false;
-          this.log.warn(
-            { vip: this.settings.vip, assignedTo: this.#assigned.server },
-            'removed the floating IP from the interface: the API says it is assigned elsewhere',
-          );
-        }
-      })
-      .catch((err: unknown) => this.#absorb(err, 'refreshing the floating IP'));
-    this.#notifyIfChanged();
-    this.#armTick();
-  }
-
-  #stateKey(): string {
-    return `${this.#held()}/${this.#fatal === undefined}/${this.#identityProblem === undefined}`;
-  }
-
-  #notifyIfChanged(): void {
-    const key = this.#stateKey();
-    if (key === this.#lastReported) return;
-    this.#lastReported = key;
-    if (!this.#closed) this.#onChange();
+  protected stateKey(): string {
+    return `${this.#held()}/${this.fatal === undefined}/${this.#identityProblem === undefined}`;
   }
 }
 

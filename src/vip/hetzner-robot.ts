@@ -14,14 +14,15 @@ import { isIP } from 'node:net';
 import { type Config } from '../config/schema.js';
 import { type Logger } from '../log.js';
 import { type HolderState, type VipManager } from './manager.js';
-import { type Clock, realClock, sleep, type TimerHandle } from './hetzner-clock.js';
+import { type Clock, realClock } from './hetzner-clock.js';
 import { readRobotCredentials } from './hetzner-credentials.js';
-import { asHetznerError, HetznerBudgetError, HetznerConfigError, type HetznerError, HetznerNotReadyError, HetznerResponseError } from './hetzner-errors.js';
+import { HetznerBudgetError, HetznerConfigError, HetznerNotReadyError, HetznerResponseError } from './hetzner-errors.js';
 import { type FetchLike } from './hetzner-http.js';
 import { sameIp } from './hetzner-ip.js';
 import { type LocalAddresses } from './hetzner-local.js';
 import { HOUR_MS } from './hetzner-rate-budget.js';
-import { backoffMs, INLINE_WAIT_MAX_MS, maxAttempts, SerialQueue, waitAfter, WakeUp, withTimeout } from './hetzner-retry.js';
+import { HetznerManagerBase } from './hetzner-manager-base.js';
+import { withTimeout } from './hetzner-retry.js';
 import { ROBOT_GET_LIMIT, RobotApi, type RobotMethod } from './hetzner-robot-api.js';
 
 /** Housekeeping cadence. A tick sends nothing unless a refresh or confirmation is due. */
@@ -54,50 +55,47 @@ export interface RobotSettings {
 type Routing = { readonly known: false } | { readonly known: true; readonly active: string | null; readonly at: number };
 const UNKNOWN: Routing = { known: false };
 
-export class HetznerRobotManager implements VipManager {
+export class HetznerRobotManager extends HetznerManagerBase implements VipManager {
   readonly kind = 'hetzner' as const;
   #routing: Routing = UNKNOWN;
   #serverIp: string | undefined;
   #serverIpProblem: string | undefined;
-  #fatal: HetznerError | undefined;
-  #onChange: () => void = () => {};
-  #lastReported: string | undefined;
   #confirmAt: number | undefined;
-  #tick: TimerHandle | undefined;
-  #closed = false;
-  readonly #queue = new SerialQueue();
-  readonly #wake: WakeUp;
 
   constructor(
     private readonly settings: RobotSettings,
     private readonly local: LocalAddresses,
-    private readonly log: Logger,
-    private readonly clock: Clock,
+    log: Logger,
+    clock: Clock,
     private readonly api: RobotApi,
-    private readonly closing: AbortController,
+    closing: AbortController,
   ) {
-    this.#wake = new WakeUp(clock, () => this.#onChange());
+    super(log, clock, closing, {
+      label: 'Hetzner Robot', tickMs: ROBOT_TICK_MS, retryAfterMs: settings.retryAfterMs, retryNum: settings.retryNum,
+      // Robot's deferrals (rate limit intervals, a 40-60 s lock) are long: never wait them out here.
+      deferAlways: true,
+    });
   }
 
   async start(onChange: () => void): Promise<void> {
-    this.#onChange = onChange;
-    await this.#queue.run(async () => {
+    this.listen(onChange);
+    await this.queue.run(async () => {
       await this.#resolveServerIp();
       if (this.#serverIp !== undefined) await this.#read('start');
-    }).catch((err: unknown) => this.#absorb(err, 'initial read of the failover routing'));
-    this.#lastReported = this.#stateKey();
+    }).catch((err: unknown) => this.absorb(err, 'initial read of the failover routing'));
+    this.markReported();
     this.log.info(
       { vip: this.settings.vip, serverIp: this.#serverIp, held: this.#held() },
       'Hetzner Robot failover manager started',
     );
-    this.#armTick();
+    this.armTick('refreshing the failover routing');
   }
 
   async observe(): Promise<HolderState> {
     // What the reconciler has now seen; onChange fires only for changes after this.
-    this.#lastReported = this.#stateKey();
+    this.markReported();
     const held = this.#held();
-    if (this.#fatal) return { held, ready: false, detail: this.#fatal.message };
+    if (this.fatal) return { held, ready: false, detail: this.fatal.message };
     if (this.#serverIp === undefined) {
       return { held: false, ready: false, detail: this.#serverIpProblem ?? "this server's main IP is not known yet" };
     }
@@ -105,8 +103,8 @@ export class HetznerRobotManager implements VipManager {
   }
 
   acquire(): Promise<void> {
-    return this.#acted(async () => {
-      if (this.#fatal) throw this.#fatal;
+    return this.acted(async () => {
+      if (this.fatal) throw this.fatal;
       const me = await this.#requireServerIp();
       if (this.#held()) return;
       for (let attempt = 1; ; attempt++) {
@@ -126,14 +124,14 @@ export class HetznerRobotManager implements VipManager {
           this.log.info({ vip: this.settings.vip, serverIp: me, alreadyRouted }, 'Hetzner failover IP routed to this server');
           return;
         } catch (err) {
-          await this.#afterFailure(err, attempt, 'acquire');
+          await this.afterFailure(err, attempt, 'acquire');
         }
       }
     });
   }
 
   release(): Promise<void> {
-    return this.#acted(async () => {
+    return this.acted(async () => {
       const me = this.#serverIp;
       if (!this.settings.unrouteOnRelease) {
         // Nothing to send: the next leader routes the IP to itself. What we knew ("ours") is
@@ -142,7 +140,7 @@ export class HetznerRobotManager implements VipManager {
         this.#confirmAt = undefined;
         return;
       }
-      if (this.#fatal) throw this.#fatal;
+      if (this.fatal) throw this.fatal;
       if (me === undefined) return; // we cannot have routed it here
       for (let attempt = 1; ; attempt++) {
         try {
@@ -161,35 +159,13 @@ export class HetznerRobotManager implements VipManager {
           this.log.info({ vip: this.settings.vip }, 'Hetzner failover IP unrouted');
           return;
         } catch (err) {
-          await this.#afterFailure(err, attempt, 'release');
+          await this.afterFailure(err, attempt, 'release');
         }
       }
     });
   }
 
-  /** Robot routes the address; there is nothing to announce from here. */
-  async announce(): Promise<void> {}
-
-  async close(): Promise<void> {
-    this.#closed = true;
-    if (this.#tick !== undefined) this.clock.clearTimeout(this.#tick);
-    this.#tick = undefined;
-    this.#wake.cancel();
-    this.closing.abort();
-  }
-
   // ---- internals ----
-
-  /** Runs a reconciler-requested action in the queue; its outcome is known to the caller. */
-  #acted(task: () => Promise<void>): Promise<void> {
-    return this.#queue.run(async () => {
-      try {
-        await task();
-      } finally {
-        this.#lastReported = this.#stateKey();
-      }
-    });
-  }
 
   #held(): boolean {
     return this.#routing.known && this.#serverIp !== undefined && sameIp(this.#routing.active, this.#serverIp);
@@ -204,46 +180,6 @@ export class HetznerRobotManager implements VipManager {
     this.#setRouting(r.activeServerIp);
     this.#confirmAt = undefined;
     this.log.debug({ vip: this.settings.vip, active: r.activeServerIp, reason }, 'Hetzner failover routing read');
-  }
-
-  /**
-   * Decides what a failed attempt means: fatal → stay failed; deferred or out of attempts →
-   * wake the reconciler when a retry makes sense, and give up this call; otherwise back off and
-   * let the loop try again. A failed or uncertain POST may have been applied, so the routing
-   * becomes unknown and the next attempt asks (GET) before it posts again.
-   */
-  async #afterFailure(err: unknown, attempt: number, op: string): Promise<void> {
-    const e = asHetznerError(err);
-    if (e.disposition === 'fatal') {
-      this.#fail(e);
-      throw e;
-    }
-    if (!(e.name === 'HetznerBudgetError' || e.name === 'HetznerRateLimitError')) this.#routing = UNKNOWN;
-    const wait = waitAfter(e, this.clock, this.settings.retryAfterMs, attempt);
-    if (e.disposition === 'deferred' || wait > INLINE_WAIT_MAX_MS || attempt >= maxAttempts(this.settings.retryNum) || this.#closed) {
-      this.#wake.at(this.clock.now() + Math.max(wait, backoffMs(this.settings.retryAfterMs, attempt)));
-      this.log.warn({ err: e.message, op, attempt, retryInMs: Math.round(wait) }, `Hetzner Robot ${op} failed; will retry later`);
-      throw e;
-    }
-    this.log.warn({ err: e.message, op, attempt, retryInMs: Math.round(wait) }, `Hetzner Robot ${op} attempt failed; retrying`);
-    await sleep(this.clock, wait, this.closing.signal).catch(() => {
-      throw e;
-    });
-  }
-
-  #fail(e: HetznerError): void {
-    if (this.#fatal) return;
-    this.#fatal = e;
-    this.log.error({ err: e.message }, 'Hetzner Robot manager stopped talking to the API until restarted');
-    this.#notifyIfChanged();
-  }
-
-  /** Errors outside acquire/release (start, ticks): remembered when fatal, otherwise logged. */
-  #absorb(err: unknown, what: string): void {
-    const e = asHetznerError(err);
-    if (e.disposition === 'fatal') this.#fail(e);
-    else this.log.warn({ err: e.message }, `Hetzner Robot: ${what} failed`);
-    if (e.retryAt !== undefined) this.#wake.at(e.retryAt);
   }
 
   async #requireServerIp(): Promise<string> {
@@ -284,41 +220,23 @@ export class HetznerRobotManager implements VipManager {
     this.log.info({ serverIp: ip, iface }, "Hetzner Robot: routing the failover IP to this interface's primary address");
   }
 
-  #armTick(): void {
-    if (this.#closed) return;
-    this.#tick = this.clock.setTimeout(() => {
-      this.#tick = undefined;
-      void this.#onTick();
-    }, ROBOT_TICK_MS);
+  protected async housekeeping(): Promise<void> {
+    if (this.#serverIp === undefined) await this.#resolveServerIp();
+    const now = this.clock.now();
+    const confirmDue = this.#confirmAt !== undefined && now >= this.#confirmAt;
+    const refreshDue = this.#held() && this.#routing.known && now - this.#routing.at >= ROBOT_REFRESH_MS;
+    if ((confirmDue || refreshDue) && this.api.canSend('GET') && !this.api.budgets.GET.isLow()) {
+      await this.#read(confirmDue ? 'confirm' : 'refresh');
+    }
   }
 
-  async #onTick(): Promise<void> {
-    await this.#queue
-      .run(async () => {
-        if (this.#fatal || this.#closed) return;
-        if (this.#serverIp === undefined) await this.#resolveServerIp();
-        const now = this.clock.now();
-        const confirmDue = this.#confirmAt !== undefined && now >= this.#confirmAt;
-        const refreshDue = this.#held() && this.#routing.known && now - this.#routing.at >= ROBOT_REFRESH_MS;
-        if ((confirmDue || refreshDue) && this.api.canSend('GET') && !this.api.budgets.GET.isLow()) {
-          await this.#read(confirmDue ? 'confirm' : 'refresh');
-        }
-      })
-      .catch((err: unknown) => this.#absorb(err, 'refreshing the failover routing'));
-    this.#notifyIfChanged();
-    this.#armTick();
+  /** A failed or uncertain POST may have been applied: the next attempt asks (GET) before it posts again. */
+  protected forgetApiState(): void {
+    this.#routing = UNKNOWN;
   }
 
-  #stateKey(): string {
-    return `${this.#held()}/${this.#fatal === undefined}/${this.#serverIp ?? ''}`;
-  }
-
-  /** Tells the reconciler when what observe() reports has changed behind its back. */
-  #notifyIfChanged(): void {
-    const key = this.#stateKey();
-    if (key === this.#lastReported) return;
-    this.#lastReported = key;
-    if (!this.#closed) this.#onChange();
+  protected stateKey(): string {
+    return `${this.#held()}/${this.fatal === undefined}/${this.#serverIp ?? ''}`;
   }
 }
 

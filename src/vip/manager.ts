@@ -22,7 +22,11 @@ export interface VipManager {
   start(onChange: () => void): Promise<void>;
   /** The current state; cheap enough to call on every reconcile pass. */
   observe(): Promise<HolderState>;
-  /** Takes the VIP (and announces it where that applies). Idempotent. */
+  /**
+   * Takes the VIP (and announces it where that applies). Idempotent. A failure may carry
+   * `retryAt` (monotonic ms, like performance.now()): the reconciler will not try the same
+   * action again before it (a provider's lock or rate-limit window), nor before its backoff.
+   */
   acquire(): Promise<void>;
   /** Gives the VIP up. Idempotent. */
   release(): Promise<void>;

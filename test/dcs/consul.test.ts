@@ -4,6 +4,7 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { after, describe as suite, test } from 'node:test';
 import type { Config } from '../../src/config/schema.js';
+import { CHURN_BURST, CHURN_REFILL_MS } from '../../src/dcs/consul-index.js';
 import { ConsulAclError } from '../../src/dcs/consul-errors.js';
 import { ConsulLeaderSource, createConsulSource, type ConsulSourceOptions } from '../../src/dcs/consul.js';
 import { silentLogger } from '../../src/log.js';
@@ -153,9 +154,9 @@ suite('Consul leader source', () => {
     const reads = kvReads(c);
     assert.equal(reads[0]!.index, '');
     assert.ok(reads.slice(1).every((r) => r.index === '1'), `indexes sent: ${reads.map((r) => r.index).join(',')}`);
-    // The key's ModifyIndex is above 1, so each blocking read returns at once: the token bucket
-    // (burst 2, then one per interval = 100 ms) bounds the rate.
-    assert.ok(reads.length <= 2 + 1 + Math.ceil(1_500 / 100) + 2, `${reads.length} reads in 1.5 s`);
+    // The key's ModifyIndex is above 1, so each blocking read returns at once: the churn limiter
+    // (a burst, then one read per CHURN_REFILL_MS) bounds the rate.
+    assert.ok(reads.length <= 1 + CHURN_BURST + Math.ceil(1_500 / CHURN_REFILL_MS) + 2, `${reads.length} reads in 1.5 s`);
   });
 
   test('ACL: the token is sent; a wrong token is a ConsulAclError, logged once, not hot-looped', async () => {

@@ -123,6 +123,43 @@ describe('reconcile loop', () => {
     await r.stop(true);
   });
 
+  test('a failure naming retryAt is not retried before it, whatever else wakes the loop', async () => {
+    const { source, manager, r } = setup();
+    manager.failNext = Object.assign(new Error('FAILOVER_LOCKED'), { retryAt: performance.now() + 250 });
+    await r.start();
+    source.value('me');
+    for (let i = 0; i < 10; i++) {
+      await settle(15);
+      source.value('me'); // e.g. lease-deadline refreshes: each wakes the loop
+      manager.external(false);
+    }
+    assert.deepEqual(manager.calls, ['acquire'], 'no second attempt inside the window the error named');
+    await settle(250);
+    assert.deepEqual(manager.calls, ['acquire', 'acquire']);
+    assert.equal(manager.held, true);
+    await r.stop(true);
+  });
+
+  test('repeated failures back off: retry-num attempts retry-after apart, then slower', async () => {
+    const { source, manager, r } = setup({ retryNum: 2, retryAfter: 40 });
+    const failing = new Error('EBUSY');
+    const times: number[] = [];
+    const acquire = manager.acquire.bind(manager);
+    manager.acquire = async () => {
+      times.push(performance.now());
+      await acquire();
+      if (times.length <= 6) { manager.held = false; throw failing; }
+    };
+    await r.start();
+    source.value('me');
+    await settle(1500);
+    const gaps = times.slice(1).map((t, i) => t - times[i]!);
+    assert.ok(gaps.length >= 4, `attempts: ${times.length}`);
+    assert.ok(gaps[0]! >= 38 && gaps[1]! >= 38 && gaps[0]! < 120, `flat phase: ${gaps.map(Math.round).join(', ')}`);
+    assert.ok(gaps[3]! > gaps[0]! * 1.4, `then growing: ${gaps.map(Math.round).join(', ')}`);
+    await r.stop(true);
+  });
+
   test('a fatal error (no link-layer address) is reported, not retried', async () => {
     const { source, manager, r, fatal } = setup();
     const e = Object.assign(new Error('interface lo has no link-layer address'), { name: 'NoLinkLayerAddressError' });

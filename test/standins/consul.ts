@@ -73,6 +73,8 @@ export interface ConsulStandinOptions {
   initialIndex?: number;
   /** Port to listen on; 0 (default) picks a free one. */
   port?: number;
+  /** Address to listen on (default 127.0.0.1), e.g. a test LAN's switch address. */
+  host?: string;
   /** Serve HTTPS (Consul's https port) with this certificate; `ca` + requestCert for mTLS. */
   tls?: { key: Buffer; cert: Buffer; ca?: Buffer; requestCert?: boolean };
 }
@@ -126,7 +128,7 @@ export class ConsulStandin {
   }
 
   get url(): string {
-    return `${this.opts.tls ? 'https' : 'http'}://127.0.0.1:${this.portNumber}`;
+    return `${this.opts.tls ? 'https' : 'http'}://${this.opts.host ?? '127.0.0.1'}:${this.portNumber}`;
   }
 
   // ---- data, bypassing HTTP and ACLs ----
@@ -240,7 +242,7 @@ export class ConsulStandin {
   private async listen(port: number): Promise<void> {
     await new Promise<void>((resolve, reject) => {
       this.server.once('error', reject);
-      this.server.listen(port, '127.0.0.1', () => {
+      this.server.listen(port, this.opts.host ?? '127.0.0.1', () => {
         this.server.off('error', reject);
         resolve();
       });

@@ -19,7 +19,7 @@
 //   - FAILOVER_ALREADY_ROUTED carries only the error object.
 import { type IncomingMessage } from 'node:http';
 import { isIP } from 'node:net';
-import { type FakeClock } from './hetzner-fake-clock.js';
+import { type Clock } from '../../src/vip/hetzner-clock.js';
 import { type Fault, faultReply, type LoggedRequest, type Reply, StandinServer } from './hetzner-standin-http.js';
 
 export const ROBOT_DOC_LIMITS = { GET: 100, POST: 50, DELETE: 50 } as const;
@@ -36,7 +36,10 @@ export interface RobotFailoverIp {
 }
 
 export interface RobotStandinOptions {
-  clock: FakeClock;
+  /** A FakeClock for unit tests; realClock (src/vip/hetzner-clock.ts) for end-to-end tests. */
+  clock: Clock;
+  /** Address to listen on (default 127.0.0.1), e.g. a test LAN's switch address. */
+  host?: string;
   user: string;
   pass: string;
   failoverIps: RobotFailoverIp[];
@@ -67,7 +70,7 @@ export class RobotStandin {
 
   static async start(opts: RobotStandinOptions): Promise<RobotStandin> {
     const s = new RobotStandin(opts);
-    await s.server.listen();
+    await s.server.listen(opts.host);
     return s;
   }
 

@@ -3,7 +3,7 @@
 // purpose (hanging, or answered later on the fake clock) for the Driver's notion of "quiet".
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { type AddressInfo } from 'node:net';
-import { type FakeClock } from './hetzner-fake-clock.js';
+import { type Clock } from '../../src/vip/hetzner-clock.js';
 
 export interface LoggedRequest {
   readonly method: string;
@@ -40,7 +40,8 @@ export class StandinServer {
   #url = '';
 
   constructor(
-    private readonly clock: FakeClock,
+    /** A FakeClock for unit tests, or realClock for end-to-end tests with real daemons. */
+    private readonly clock: Clock,
     private readonly handler: Handler,
   ) {
     this.#server = createServer((req, res) => this.#onRequest(req, res));
@@ -50,10 +51,11 @@ export class StandinServer {
     return this.#url;
   }
 
-  async listen(): Promise<void> {
-    await new Promise<void>((resolve) => this.#server.listen(0, '127.0.0.1', resolve));
+  /** Listens on a free port of `host` (default 127.0.0.1). */
+  async listen(host = '127.0.0.1'): Promise<void> {
+    await new Promise<void>((resolve) => this.#server.listen(0, host, resolve));
     const addr = this.#server.address() as AddressInfo;
-    this.#url = `http://127.0.0.1:${addr.port}`;
+    this.#url = `http://${host}:${addr.port}`;
   }
 
   async close(): Promise<void> {

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { Backoff, BACKOFF_JITTER, BACKOFF_MAX_DELAY_MS, BACKOFF_MULTIPLIER } from '../../src/dcs/backoff.js';
+import { Backoff, BACKOFF_JITTER, BACKOFF_MAX_DELAY_MS, BACKOFF_MULTIPLIER } from '../src/backoff.js';
 
 describe('Backoff', () => {
   it('retries retry-num times at retry-after, then grows by the multiplier up to the cap', () => {

@@ -1,6 +1,6 @@
-// Retry pacing for every DCS source (etcd, Consul, Patroni REST): a flat phase of `retry-num`
-// retries `retry-after` apart (what the reconciler's release policy counts on), then exponential
-// growth to a cap, with jitter. Same shape as grpc-js's connection backoff, smaller numbers:
+// Retry pacing for every outside interaction (the DCS sources, and the reconciler retrying a
+// failed acquire or release): a flat phase of `retry-num` retries `retry-after` apart (what the
+// release policy counts on), then exponential growth to a cap, with jitter. Same shape as grpc-js's connection backoff, smaller numbers:
 // a DCS outage on a database cluster is short and every second of it matters.
 //
 //   delay(k) = min(initial × MULTIPLIER^max(0, k − flat), cap) × (1 + JITTER × random())
