@@ -54,6 +54,8 @@ function killAllIn(ns: string): void {
     pids = run(['netns', 'pids', ns]).split(/\s+/).filter(Boolean);
   } catch { return; }
   for (const pid of pids) {
+    // A test process that entered the namespace (enter-netns.ts) is listed too: not itself.
+    if (Number(pid) === process.pid) continue;
     try { process.kill(Number(pid), 'SIGKILL'); } catch { /* gone */ }
   }
 }
