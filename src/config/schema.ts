@@ -70,7 +70,7 @@ const DCS_ENDPOINT_DEFAULTS: Record<string, string> = {
 
 const isPatroni = (ctx: DefaultContext) => ctx.get('dcs-type') === 'patroni';
 
-export const KEYS: readonly KeyDef[] = [
+const TABLE = [
   // ---- The Go original's keys (README table of cybertec-postgresql/vip-manager v5) ----
   {
     name: 'ip', kind: 'string', origin: 'upstream', required: true, defaultText: '(required)', example: '198.51.100.10',
@@ -264,7 +264,10 @@ export const KEYS: readonly KeyDef[] = [
     help: "Base URL of the Hetzner Cloud metadata service (asked for this server's id when hcloud-server-id is unset).",
     check: httpUrl,
   },
-];
+] as const satisfies readonly KeyDef[];
+
+export const KEYS: readonly KeyDef[] = TABLE;
+
 
 /** The effective configuration, typed. Optional keys are undefined when unset. */
 export interface Config {
@@ -307,6 +310,15 @@ export interface Config {
   'hcloud-api-url': string;
   'hcloud-metadata-url': string;
 }
+
+/**
+ * The Config type is written out for readable types; this fails to compile when it and the
+ * table above name different keys, so the table stays the single source of truth.
+ */
+type KeyName = (typeof TABLE)[number]['name'];
+type SameKeys<A, B> = [A] extends [B] ? ([B] extends [A] ? true : never) : never;
+const configMatchesSchema: SameKeys<keyof Config, KeyName> = true;
+void configMatchesSchema;
 
 export const KEY_BY_NAME: ReadonlyMap<string, KeyDef> = new Map(KEYS.map((k) => [k.name, k]));
 
