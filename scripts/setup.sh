@@ -6,7 +6,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-packages=(etcd-server etcd-client iproute2 openssl tcpdump systemd rpm)
+packages=(etcd-server etcd-client iproute2 openssl tcpdump systemd rpm patroni python3-etcd postgresql-15 postgresql-client-15)
 if [[ "${1:-}" == "--bench" ]]; then packages+=(vip-manager); fi
 
 if [[ $(id -u) -ne 0 ]]; then

@@ -207,19 +207,22 @@ export class EtcdLeaderSource implements LeaderSource {
 
   /**
    * The deadline a value view carries before its lease was queried: the one already known for
-   * the same lease (a renewal can only move it later), else `at` ("could expire any moment"):
-   * the safe answer until the query that follows at once replaces it.
+   * the same lease (a renewal can only move it later), else null — "no deadline known", until
+   * the query that follows at once replaces it. Not `at`: "could expire now" reads as expired,
+   * and a restart on the holder (or Patroni re-putting its key under a new lease) would drop the
+   * VIP for the few ms the query takes. Null is safe: hold-lease without a deadline acts as
+   * release.
    */
-  private leaseDeadlineFor(lease: string, at: number): number | null {
+  private leaseDeadlineFor(lease: string): number | null {
     if (lease === NO_LEASE) return null;
     const last = this.lastValue;
     if (last && this.keyLease === lease && this.deadlineQueried && last.leaseDeadline !== null) return last.leaseDeadline;
     this.deadlineQueried = false;
-    return at;
+    return null;
   }
 
   private emitValue(v: { value: string | null; revision: string; at: number; lease: string; forceEmit: boolean }): void {
-    const leaseDeadline = this.leaseDeadlineFor(v.lease, v.at);
+    const leaseDeadline = this.leaseDeadlineFor(v.lease);
     this.keyLease = v.lease;
     const view: LeaderValue = { kind: 'value', value: v.value, revision: v.revision, at: v.at, leaseDeadline };
     if (this.outage) {

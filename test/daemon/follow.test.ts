@@ -92,6 +92,30 @@ describe('daemon: follows the etcd leader key', { concurrency: false }, () => {
     await stopAll(bed);
   });
 
+  test('restart on the holder with a leased key (as Patroni\'s is): never removed, even before the lease is queried', async () => {
+    const lease = bed.kv.lease(30);
+    await lease.put(KEY).value('n1');
+    const first = await bed.start(0);
+    await eventually('VIP on n1', () => hasVip(bed.nodes[0].ns, V4), 2000);
+    const mon = addressMonitor(bed, 0);
+    await new Promise((r) => setTimeout(r, 200));
+    for (let i = 0; i < 3; i++) {
+      await (i === 0 ? first : bed.daemons.at(-1)!).kill();
+      await bed.start(0);
+      await new Promise((r) => setTimeout(r, 300));
+    }
+    // Patroni re-puts its key under a new lease after its own restart: same value, new lease.
+    const lease2 = bed.kv.lease(30);
+    await lease2.put(KEY).value('n1');
+    await new Promise((r) => setTimeout(r, 300));
+    mon.child.kill();
+    assert.deepEqual(mon.lines.filter((l) => l.startsWith('Deleted') && l.includes(VIP4)), []);
+    assert.ok(hasVip(bed.nodes[0].ns, V4));
+    assert.deepEqual(bed.daemons.flatMap((d) => d.transitions()).filter((t) => t.transition === 'release'), []);
+    await lease.revoke();
+    await lease2.revoke();
+  });
+
   for (const sig of ['SIGTERM', 'SIGINT'] as const) {
     test(`${sig} releases the VIP and exits 0 within a second`, async () => {
       await bed.kv.put(KEY).value('n1');
