@@ -5,7 +5,7 @@ import { performance } from 'node:perf_hooks';
 import { EXIT_CONFIG } from '../config/errors.js';
 import type { LoadedConfig } from '../config/load.js';
 import { maskedConfig } from '../config/render.js';
-import { createLogger, type Logger } from '../log.js';
+import { createLogger } from '../log.js';
 import { createOpsHttp } from '../ops/http.js';
 import { Metrics } from '../ops/metrics.js';
 import { Notifier } from '../ops/sdnotify.js';
@@ -27,8 +27,13 @@ const HEARTBEAT_STALE_MS = 5000;
 const PASS_STUCK_MS = 120_000;
 /** Errors that building the source or the manager throws for a bad setting or file. */
 const CONFIG_ERRORS = new Set(['HetznerConfigError', 'EtcdConfigFileError', 'DcsTlsConfigError', 'InvalidVipError']);
-/** SIGTERM to exit: the VIP release itself takes well under a millisecond (basic). */
+/** SIGTERM to exit with the basic manager: the release itself takes well under a millisecond. */
 const SHUTDOWN_DEADLINE_MS = 900;
+/**
+ * With a provider's API the release may be a request (unroute/unassign) that takes seconds;
+ * still inside the unit's TimeoutStopSec=30s, so systemd never has to kill us mid-request.
+ */
+const API_SHUTDOWN_DEADLINE_MS = 20_000;
 
 export async function runDaemon(loaded: LoadedConfig): Promise<number> {
   const cfg = loaded.config;
@@ -143,9 +148,10 @@ export async function runDaemon(loaded: LoadedConfig): Promise<number> {
   process.removeListener('SIGINT', onSignal);
   void notifier.stopping('stopping');
   const release = cfg['release-on-stop'] && code === 0;
-  const deadline = new Promise<'late'>((r) => setTimeout(() => r('late'), SHUTDOWN_DEADLINE_MS).unref());
+  const limit = cfg['manager-type'] === 'basic' ? SHUTDOWN_DEADLINE_MS : API_SHUTDOWN_DEADLINE_MS;
+  const deadline = new Promise<'late'>((r) => setTimeout(() => r('late'), limit).unref());
   const stopped = await Promise.race([reconciler.stop(release).then(() => 'done' as const), deadline]);
-  if (stopped === 'late') log.warn(`shutdown took longer than ${SHUTDOWN_DEADLINE_MS} ms; exiting anyway`);
+  if (stopped === 'late') log.warn(`shutdown took longer than ${limit} ms; exiting anyway`);
   clearInterval(beat);
   await Promise.race([http.close(), deadline]);
   log.info({ code }, 'vip-manager stopped');
@@ -154,5 +160,3 @@ export async function runDaemon(loaded: LoadedConfig): Promise<number> {
   setTimeout(() => process.exit(code), 100).unref();
   return code;
 }
-
-export type { Logger };
