@@ -1,11 +1,9 @@
 // LocalAddresses (what the Hetzner managers need of this machine's addresses) over the kernel
 // layer: the interface's primary IPv4 and adding/removing the floating IP on the interface.
-import { addAddress, deleteAddress, hasAddress, listAddresses } from '../net/addresses.js';
+import { addAddress, deleteAddress, hasAddress, primaryIPv4 } from '../net/addresses.js';
 import { NetlinkError } from '../net/errors.js';
 import { findInterface, lookupInterface } from '../net/links.js';
 import type { LocalAddresses } from './hetzner-local.js';
-
-const SECONDARY = 0x01; // IFA_F_SECONDARY: not the interface's primary address of its subnet
 
 export function kernelAddresses(ifname: string | undefined): LocalAddresses {
   const index = () => {
@@ -15,9 +13,7 @@ export function kernelAddresses(ifname: string | undefined): LocalAddresses {
   return {
     async primaryIPv4(name) {
       const iface = findInterface(name);
-      if (iface === null) return null;
-      const v4 = listAddresses(iface.index, 4).filter((a) => a.scope === 0);
-      return (v4.find((a) => (a.flags & SECONDARY) === 0) ?? v4[0])?.address ?? null;
+      return iface === null ? null : primaryIPv4(iface.index);
     },
     async add(ip, prefixLen) {
       try {
