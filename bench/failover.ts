@@ -332,7 +332,7 @@ function ourDaemon(bed: Bed, node: Node, extra: string[]): { proc: Proc; ready: 
   });
   return {
     proc: { node, pid: d.pid, kill: () => d.kill(), transcript: () => d.transcript() },
-    ready: d.waitForLog((r) => r.msg.startsWith('ready:'), 15_000, 'the first DCS answer'),
+    ready: d.waitReady(),
   };
 }
 

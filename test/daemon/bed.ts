@@ -34,6 +34,8 @@ export interface StartOptions {
   endpoint?: string;
   /** Wait for the daemon's first applied DCS answer (default true). */
   waitReady?: boolean;
+  /** Extra environment for the daemon (e.g. NOTIFY_SOCKET). */
+  env?: Record<string, string>;
 }
 
 export async function createBed(etcdOpts: StartEtcdOptions = {}): Promise<Bed> {
@@ -57,6 +59,7 @@ export async function createBed(etcdOpts: StartEtcdOptions = {}): Promise<Bed> {
       const d = new Daemon({
         ns: bed.nodes[i].ns,
         unprivileged: opts.unprivileged,
+        env: opts.env,
         args: [
           '--ip', opts.ip ?? VIP4, '--netmask', opts.netmask ?? '24', '--interface', 'eth0',
           '--trigger-key', KEY, '--trigger-value', NAMES[i], '--dcs-endpoints', opts.endpoint ?? etcd!.clientUrl,
@@ -64,7 +67,7 @@ export async function createBed(etcdOpts: StartEtcdOptions = {}): Promise<Bed> {
         ],
       });
       daemons.push(d);
-      if (opts.waitReady !== false) await d.waitForLog((r) => r.msg.startsWith('ready:'), 15_000, 'the first DCS answer');
+      if (opts.waitReady !== false) await d.waitReady();
       return d;
     },
     async dispose() {

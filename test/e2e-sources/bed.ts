@@ -50,21 +50,7 @@ export async function createSourcesBed(): Promise<SourcesBed> {
     async start(i, args, opts = {}) {
       const d = new Daemon({ ns: bed.nodes[i].ns, args });
       daemons.push(d);
-      if (opts.waitReady ?? true) {
-        let onExit: (() => void) | undefined;
-        const exited = new Promise<never>((_, reject) => {
-          onExit = () => reject(new Error(`n${i + 1} exited (${d.child.exitCode ?? d.child.signalCode}) before it was ready:\n${d.transcript()}`));
-          d.child.once('exit', onExit);
-        });
-        try {
-          await Promise.race([
-            d.waitForLog((r) => r.msg.startsWith('ready:'), opts.readyTimeoutMs ?? 15_000, `n${i + 1}: the first DCS answer`),
-            exited,
-          ]);
-        } finally {
-          d.child.off('exit', onExit!);
-        }
-      }
+      if (opts.waitReady ?? true) await d.waitReady(opts.readyTimeoutMs);
       return d;
     },
     async stopAll() {

@@ -17,6 +17,9 @@ export interface LogRecord {
   [k: string]: unknown;
 }
 
+/** The line the daemon logs once its first DCS answer is applied (READY=1 follows it). */
+export const isReadyLine = (r: LogRecord): boolean => r.msg.startsWith('ready:');
+
 export interface DaemonOptions {
   ns: Netns;
   /** Flags for vip-manager; `--log-format json` is added. */
@@ -74,6 +77,23 @@ export class Daemon {
       const timer = setTimeout(() => reject(new Error(`timed out after ${timeoutMs} ms waiting for ${what}; daemon said:\n${this.transcript()}`)), timeoutMs);
       this.waiters.push({ pred, resolve: (r) => { clearTimeout(timer); resolve(r); } });
     });
+  }
+
+  /**
+   * Waits for the daemon's "ready:" line (its first DCS answer applied); fails at once, with
+   * what it said, if it exits before.
+   */
+  async waitReady(timeoutMs = 15_000): Promise<LogRecord> {
+    let onExit: (() => void) | undefined;
+    const exited = new Promise<never>((_, reject) => {
+      onExit = () => reject(new Error(`vip-manager exited (${this.child.exitCode ?? this.child.signalCode}) before it was ready:\n${this.transcript()}`));
+      this.child.once('exit', onExit);
+    });
+    try {
+      return await Promise.race([this.waitForLog(isReadyLine, timeoutMs, 'the first DCS answer'), exited]);
+    } finally {
+      this.child.off('exit', onExit!);
+    }
   }
 
   /** Waits for the next transition of `direction` after `after` (a log count). */

@@ -3,8 +3,8 @@
 // Prometheus text format, and a way to start a daemon on a bed node with extra environment
 // and without waiting for readiness (bed.start() always waits for the "ready:" line).
 import { request } from 'node:http';
-import { Daemon, type LogRecord } from '../harness/daemon.js';
-import { KEY, NAMES, VIP4, type Bed } from '../daemon/bed.js';
+import { isReadyLine, type Daemon, type LogRecord } from '../harness/daemon.js';
+import type { Bed } from '../daemon/bed.js';
 
 /** The ops endpoint's port in every test here; each daemon binds its own node's LAN address. */
 export const HTTP_PORT = 9466;
@@ -135,24 +135,10 @@ export interface SpawnOptions {
   waitReady?: boolean;
 }
 
-/**
- * Starts vip-manager on bed node i with the same flags bed.start() uses, plus `extra` and
- * `env`; registered in bed.daemons so the bed's cleanup kills it.
- */
-export async function spawnOn(bed: Bed, i: 0 | 1, opts: SpawnOptions = {}): Promise<Daemon> {
-  const d = new Daemon({
-    ns: bed.nodes[i].ns,
-    env: opts.env ?? {},
-    args: [
-      '--ip', VIP4, '--netmask', '24', '--interface', 'eth0',
-      '--trigger-key', KEY, '--trigger-value', NAMES[i], '--dcs-endpoints', bed.etcd.clientUrl,
-      '--retry-after', '100', '--announce-count', '2', '--announce-interval', '50', ...(opts.extra ?? []),
-    ],
-  });
-  bed.daemons.push(d);
-  if (opts.waitReady !== false) await d.waitForLog((r) => r.msg.startsWith('ready:'), 15_000, 'the first DCS answer');
-  return d;
+/** Starts vip-manager on bed node i as bed.start() does, plus `extra` flags and `env`. */
+export function spawnOn(bed: Bed, i: 0 | 1, opts: SpawnOptions = {}): Promise<Daemon> {
+  return bed.start(i, opts.extra ?? [], { env: opts.env, waitReady: opts.waitReady });
 }
 
-export const isReadyLine = (r: LogRecord): boolean => r.msg.startsWith('ready:');
+export { isReadyLine };
 export const isHttpListening = (r: LogRecord): boolean => r.msg === 'HTTP endpoint listening';
