@@ -74,6 +74,31 @@ export function deleteAddress(ifindex: number, ip: string, prefixLen: number): v
   routeSocket().request(op, RTM_DELADDR, 0, body);
 }
 
+/** Adds `ip/prefixLen` unless it is there already; returns whether it was added. */
+export function ensureAddress(ifindex: number, ip: string, prefixLen: number): boolean {
+  try {
+    addAddress(ifindex, ip, prefixLen);
+    return true;
+  } catch (e) {
+    if (e instanceof NetlinkError && e.code === 'EEXIST') return false;
+    throw e;
+  }
+}
+
+/**
+ * Removes `ip/prefixLen` if it is there; returns whether it was removed. A missing address
+ * (EADDRNOTAVAIL) or interface (ENODEV: gone since it was looked up) means there is nothing to do.
+ */
+export function ensureNoAddress(ifindex: number, ip: string, prefixLen: number): boolean {
+  try {
+    deleteAddress(ifindex, ip, prefixLen);
+    return true;
+  } catch (e) {
+    if (e instanceof NetlinkError && (e.code === 'EADDRNOTAVAIL' || e.code === 'ENODEV')) return false;
+    throw e;
+  }
+}
+
 /** Decodes an RTM_NEWADDR/RTM_DELADDR message; null for families other than IPv4/IPv6. */
 export function decodeAddressMessage(m: NlMessage): InterfaceAddress | null {
   const h = decodeIfaddrmsg(m.payload);

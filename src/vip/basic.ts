@@ -5,9 +5,9 @@
 // from kernel events within milliseconds instead of at the next poll.
 import type { Logger } from 'pino';
 import type { HolderState, VipManager } from './manager.js';
-import { addAddress, deleteAddress, hasAddress, listAddresses } from '../net/addresses.js';
+import { ensureAddress, ensureNoAddress, hasAddress, listAddresses } from '../net/addresses.js';
 import { announce as sendRound, closeAnnouncer } from '../net/announce.js';
-import { NetError, NetlinkError, NoLinkLayerAddressError } from '../net/errors.js';
+import { NetError, NoLinkLayerAddressError } from '../net/errors.js';
 import { maxPrefixLen, parseIp, formatIp, type Family } from '../net/ip.js';
 import { findInterface, hwTypeName, lookupInterface, type InterfaceInfo } from '../net/links.js';
 import { NetMonitor } from '../net/monitor.js';
@@ -111,15 +111,7 @@ export class BasicManager implements VipManager {
     this.cancelAnnouncements();
     const info = await retryTransient('looking up the interface', this.retry, this.log, () => lookupInterface(this.ifname));
     this.requireLinkLayer(info);
-    const added = await retryTransient('adding the VIP', this.retry, this.log, () => {
-      try {
-        addAddress(info.index, this.ip, this.prefixLen);
-        return true;
-      } catch (e) {
-        if (e instanceof NetlinkError && e.code === 'EEXIST') return false;
-        throw e;
-      }
-    });
+    const added = await retryTransient('adding the VIP', this.retry, this.log, () => ensureAddress(info.index, this.ip, this.prefixLen));
     if (!added) this.checkExistingIsOurs(info);
     this.log.info({ ...this.fields, ifindex: info.index, added }, added ? 'VIP added to the interface' : 'VIP already on the interface');
     await this.startSeries(info);
@@ -132,16 +124,7 @@ export class BasicManager implements VipManager {
       this.log.debug(this.fields, 'interface gone, so is the VIP');
       return;
     }
-    const removed = await retryTransient('removing the VIP', this.retry, this.log, () => {
-      try {
-        deleteAddress(info.index, this.ip, this.prefixLen);
-        return true;
-      } catch (e) {
-        // EADDRNOTAVAIL: not there; ENODEV: the interface vanished since the lookup.
-        if (e instanceof NetlinkError && (e.code === 'EADDRNOTAVAIL' || e.code === 'ENODEV')) return false;
-        throw e;
-      }
-    });
+    const removed = await retryTransient('removing the VIP', this.retry, this.log, () => ensureNoAddress(info.index, this.ip, this.prefixLen));
     this.log.info({ ...this.fields, ifindex: info.index, removed }, removed ? 'VIP removed from the interface' : 'VIP was not on the interface');
   }
 

@@ -1,7 +1,6 @@
 // LocalAddresses (what the Hetzner managers need of this machine's addresses) over the kernel
 // layer: the interface's primary IPv4 and adding/removing the floating IP on the interface.
-import { addAddress, deleteAddress, hasAddress, primaryIPv4 } from '../net/addresses.js';
-import { NetlinkError } from '../net/errors.js';
+import { ensureAddress, ensureNoAddress, hasAddress, primaryIPv4 } from '../net/addresses.js';
 import { findInterface, lookupInterface } from '../net/links.js';
 import type { LocalAddresses } from './hetzner-local.js';
 
@@ -16,18 +15,10 @@ export function kernelAddresses(ifname: string | undefined): LocalAddresses {
       return iface === null ? null : primaryIPv4(iface.index);
     },
     async add(ip, prefixLen) {
-      try {
-        addAddress(index(), ip, prefixLen);
-      } catch (e) {
-        if (!(e instanceof NetlinkError && e.code === 'EEXIST')) throw e;
-      }
+      ensureAddress(index(), ip, prefixLen);
     },
     async remove(ip, prefixLen) {
-      try {
-        deleteAddress(index(), ip, prefixLen);
-      } catch (e) {
-        if (!(e instanceof NetlinkError && e.code === 'EADDRNOTAVAIL')) throw e;
-      }
+      ensureNoAddress(index(), ip, prefixLen);
     },
     async has(ip, prefixLen) {
       const iface = ifname === undefined ? null : findInterface(ifname);
