@@ -1,12 +1,20 @@
 #!/usr/bin/env bash
 # Sets up a Debian machine (as root) for vip-manager's demo, tests and benchmarks:
-# the Debian packages they use, the npm dependencies, and the build. Safe to run again.
+# the Debian packages they use, a Node.js 20 or newer (the pinned runtime the packages embed,
+# where the machine has none or an older one), the npm dependencies, and the build.
+# Safe to run again.
 #   bash scripts/setup.sh            # demo and tests
 #   bash scripts/setup.sh --bench    # also the Go original (Debian's vip-manager 1.0.2) as a baseline
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-packages=(etcd-server etcd-client iproute2 openssl tcpdump systemd rpm patroni python3-etcd postgresql-15 postgresql-client-15)
+# What the tests run, beyond etcd and iproute2: packaging (dpkg-deb is always there; rpm,
+# binutils' readelf), the arm64 package's runtime under qemu-user with the arm64 C++ runtime,
+# stock Debian roots for the install tests (debootstrap), the Patroni bed, promtool for the
+# alert rules (prometheus), man for the man page, ping for the LAN tests.
+packages=(etcd-server etcd-client iproute2 iputils-ping openssl tcpdump systemd rpm binutils
+  debootstrap qemu-user-static libc6-arm64-cross libstdc++6-arm64-cross
+  patroni python3-etcd postgresql-15 postgresql-client-15 prometheus man-db groff-base)
 if [[ "${1:-}" == "--bench" ]]; then packages+=(vip-manager); fi
 
 if [[ $(id -u) -ne 0 ]]; then
@@ -18,6 +26,7 @@ missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
 done
+# Only to bootstrap the pinned runtime below (Debian 12's nodejs is 18): Debian's node and npm.
 if ! command -v node >/dev/null || ! command -v npm >/dev/null; then missing+=(nodejs npm); fi
 if (( ${#missing[@]} > 0 )); then
   echo "setup: installing ${missing[*]}"
@@ -32,10 +41,23 @@ if (( ${#missing[@]} > 0 )); then
   if (( own_policy )); then rm -f /usr/sbin/policy-rc.d; fi
 fi
 
+# Prometheus's package enables its service for the next boot; these tests only run promtool
+# and their own prometheus processes.
+if [[ " ${missing[*]:-} " == *" prometheus "* ]]; then systemctl disable prometheus.service >/dev/null 2>&1 || true; fi
+
+# Node.js 20 or newer. Where there is none or an older one (Debian 12 ships 18), install the
+# runtime the packages embed (packaging/runtime.json): fetched from the npm registry with the
+# npm at hand, checked against the pinned hashes, with the pinned npm, under
+# /opt/vip-manager-node, and linked into /usr/local/bin, which comes first in PATH. A machine
+# with Node.js 20 or newer keeps its own.
 major=$(node -p 'process.versions.node.split(".")[0]')
 if (( major < 20 )); then
-  echo "setup: Node.js $(node --version) is too old; vip-manager needs Node.js 20 or newer (Debian 13 ships it)" >&2
-  exit 1
+  echo "setup: Node.js $(node --version) is older than 20; installing the pinned runtime"
+  bin=$(node scripts/runtime.mjs install --prefix /opt/vip-manager-node)
+  for tool in node npm npx; do ln -sfn "$bin/$tool" "/usr/local/bin/$tool"; done
+  hash -r
+  export PATH="/usr/local/bin:$PATH"
+  echo "setup: using Node.js $(node --version) and npm $(npm --version) from $bin"
 fi
 
 npm ci --no-audit --no-fund --loglevel=error

@@ -1,13 +1,13 @@
 // `make install DESTDIR=...`: the packages' layout, installed straight into a directory.
-// An existing configuration file is left alone (as a package manager treats a conffile).
+// An existing configuration file is left alone (as the packages do).
 import { chmodSync, copyFileSync, existsSync, mkdirSync, rmSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { APP_DIR, CONFIG_PATH, UNIT_DIR_DEB, stage } from './stage.mjs';
 
-export function install({ repo, destdir, unitDir = UNIT_DIR_DEB, sampleConfig }) {
+export async function install({ repo, destdir, unitDir = UNIT_DIR_DEB, sampleConfig, arch }) {
   // Files of an older version must not linger next to the new ones.
   rmSync(join(destdir, APP_DIR), { recursive: true, force: true });
-  stage({ repo, root: destdir, unitDir: unitDir.replace(/^\/+/, ''), sampleConfig, withConfig: false });
+  await stage({ repo, root: destdir, arch, unitDir: unitDir.replace(/^\/+/, ''), sampleConfig });
   const config = join(destdir, CONFIG_PATH);
   if (existsSync(config)) return { configInstalled: false, config };
   mkdirSync(dirname(config), { recursive: true });

@@ -1,36 +1,36 @@
-// Lays out the installed file tree (the same for the .deb, the .rpm and `make install`) under
-// a root directory. Only production files: the compiled daemon (dist/src, no tests, no source
-// maps), the launcher, the production dependencies listed in package-lock.json, the units,
-// the sample configuration, the sysusers file and the documentation.
-import { chmodSync, cpSync, existsSync, lstatSync, mkdirSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
-import { dirname, join, relative } from 'node:path';
+// Lays out the installed file tree (the same for the .deb, the .rpm and `make install`) under a
+// root directory, for one architecture:
+//   /usr/bin/vip-manager                       launcher: runs the bundle on the embedded runtime
+//   /usr/lib/vip-manager/node                  the pinned Node.js runtime (packaging/runtime.json)
+//   /usr/lib/vip-manager/vip-manager.mjs       the daemon and its JavaScript dependencies, one file
+//   /usr/lib/vip-manager/node_modules/@koromix/koffi-linux-<arch>/   koffi's native module
+//   /usr/share/vip-manager/vip-manager.yml     the sample configuration (postinst / %config copy
+//                                              it to /etc/default/vip-manager.yml)
+// plus the units, the sysusers file, the man page, the Prometheus rules and Grafana dashboard
+// (/usr/share/vip-manager/{prometheus,grafana}/), and the documentation with every
+// third-party licence.
+import { chmodSync, cpSync, existsSync, lstatSync, mkdirSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { gzipSync } from 'node:zlib';
+import { archByName } from './arch.mjs';
+import { bundle } from './bundle.mjs';
+import { koffiPackage } from './koffi.mjs';
+import { fetchRuntime, readPin } from './runtime.mjs';
 
 export const APP_DIR = 'usr/lib/vip-manager';
 export const CONFIG_PATH = 'etc/default/vip-manager.yml';
+export const SAMPLE_CONFIG_PATH = 'usr/share/vip-manager/vip-manager.yml';
+/** Debian's template for `pg_createconfig_patroni --vip` (postgresql-common), as Debian ships it. */
+export const PATRONI_VIP_TEMPLATE = 'etc/patroni/vip.in';
 export const DOC_DIR = 'usr/share/doc/vip-manager';
+export const MAN_PAGE = 'usr/share/man/man1/vip-manager.1.gz';
+export const ALERT_RULES = 'usr/share/vip-manager/prometheus/vip-manager.rules.yml';
+export const DASHBOARD = 'usr/share/vip-manager/grafana/vip-manager.json';
 export const UNITS = ['vip-manager.service', 'vip-manager@.service'];
 /** Where systemd looks for package units: Debian's packaging path, and Fedora/RHEL's. */
 export const UNIT_DIR_DEB = 'lib/systemd/system';
 export const UNIT_DIR_RPM = 'usr/lib/systemd/system';
-
-/**
- * Files inside dependencies that are never loaded at run time on a glibc x86-64 system:
- * koffi's musl build (koffi picks linux_x64 when the node binary's interpreter is glibc's),
- * its C headers and its documentation, and type-only packages (protobufjs lists @types/node
- * as a dependency). Removing them keeps the package smaller.
- */
-const PRUNE = [
-  'node_modules/@types',
-  'node_modules/@koromix/koffi-linux-x64/musl_x64',
-  'node_modules/koffi/vendor',
-  'node_modules/koffi/doc',
-];
-
-/**
- * TypeScript sources, declarations and source maps inside dependencies: Node 20 never loads
- * them at run time, and they are about half the size of node_modules.
- */
-const PRUNE_FILES = /\.(?:[mc]?ts|map)$/;
 
 export class StageError extends Error {
   constructor(message) {
@@ -49,36 +49,6 @@ function copyFile(from, to, mode) {
   chmodSync(to, mode);
 }
 
-/** Production packages per package-lock.json: every entry not marked dev, present on disk. */
-export function productionPackages(repo) {
-  const lock = JSON.parse(readFileSync(join(repo, 'package-lock.json'), 'utf8'));
-  const found = [];
-  for (const [path, entry] of Object.entries(lock.packages ?? {})) {
-    if (path === '' || entry.dev || entry.link) continue;
-    if (existsSync(join(repo, path))) found.push(path);
-    // Optional dependencies for other platforms (koffi's other prebuilt binaries) are absent.
-    else if (!entry.optional) throw new StageError(`${path} is in package-lock.json but not installed: run \`npm ci\``);
-  }
-  return found.sort();
-}
-
-/** Copies one package without its nested node_modules (those are separate lockfile entries). */
-function copyPackage(repo, pkgPath, appRoot) {
-  cpSync(join(repo, pkgPath), join(appRoot, pkgPath), {
-    recursive: true,
-    filter: (src) => relative(join(repo, pkgPath), src).split('/')[0] !== 'node_modules',
-  });
-}
-
-function pruneFiles(dir) {
-  for (const name of readdirSync(dir)) {
-    const p = join(dir, name);
-    const st = lstatSync(p);
-    if (st.isDirectory()) pruneFiles(p);
-    else if (st.isFile() && PRUNE_FILES.test(name)) rmSync(p);
-  }
-}
-
 /** Normalises modes: directories 0755, files 0644, or 0755 when any execute bit was set. */
 function normaliseModes(dir) {
   for (const name of readdirSync(dir)) {
@@ -94,56 +64,94 @@ function normaliseModes(dir) {
   }
 }
 
-function writeAppPackageJson(repo, appRoot) {
-  const pkg = JSON.parse(readFileSync(join(repo, 'package.json'), 'utf8'));
-  // "type": "module" makes Node load dist/*.js as ES modules; the rest is for people.
-  const slim = {
-    name: pkg.name,
-    version: pkg.version,
-    description: pkg.description,
-    license: pkg.license,
-    private: true,
-    type: pkg.type,
-    engines: pkg.engines,
-    dependencies: pkg.dependencies,
-  };
-  writeFileSync(join(appRoot, 'package.json'), JSON.stringify(slim, null, 2) + '\n');
+/** The npm packages whose code the bundle holds, from esbuild's list of inputs. */
+function bundledPackages(inputs) {
+  const names = new Set();
+  for (const input of inputs) {
+    const m = /(?:^|\/)node_modules\/((?:@[^/]+\/)?[^/]+)\//.exec(input);
+    if (m) names.add(m[1]);
+  }
+  return [...names].sort();
 }
 
 /**
- * Fills `root` with the installed layout. `unitDir` is where the units go (UNIT_DIR_DEB or
- * UNIT_DIR_RPM); `sampleConfig` is the rendered sample configuration, checked against the
- * copy in packaging/ so a stale file cannot be shipped.
+ * One file with the licence of every third-party component the package ships (the bundled npm
+ * packages, koffi's native module, the Node.js runtime): their licences require the notices to
+ * travel with the code.
  */
-export function stage({ repo, root, unitDir, sampleConfig, withConfig = true }) {
+function thirdPartyLicenses(repo, packages, koffi, runtimeDir, pin) {
+  const parts = [];
+  const licenseText = (dir) => {
+    const f = readdirSync(dir).find((n) => /^(licen[cs]e|copying)(\.(md|txt))?$/i.test(n));
+    return f ? readFileSync(join(dir, f), 'utf8').trim() : null;
+  };
+  for (const name of packages) {
+    const dir = join(repo, 'node_modules', name);
+    const pkg = JSON.parse(readFileSync(join(dir, 'package.json'), 'utf8'));
+    const text = licenseText(dir);
+    parts.push(`${name} ${pkg.version} (${pkg.license ?? 'see package'})\n\n${text ?? `License: ${pkg.license} (the package ships no licence file)`}`);
+  }
+  parts.push(`${koffi.name} ${koffi.version} (MIT)\n\n${licenseText(join(repo, 'node_modules', 'koffi')) ?? 'License: MIT'}`);
+  parts.push(`Node.js ${pin.node} (MIT and the licences of the components it bundles)\n\n${readFileSync(join(runtimeDir, 'LICENSE'), 'utf8').trim()}`);
+  return `Third-party software in this package, with its licences.\n\n${parts.map((p) => `${'='.repeat(78)}\n${p}\n`).join('\n')}`;
+}
+
+/**
+ * Fills `root` with the installed layout for `arch` (amd64 or arm64). `unitDir` is where the
+ * units go (UNIT_DIR_DEB or UNIT_DIR_RPM); `sampleConfig` is the rendered sample configuration,
+ * checked against the copy in packaging/ so a stale file cannot be shipped. Returns what the
+ * package builders need to know: the ELF files inside (for dependencies) and the runtime pin.
+ */
+export async function stage({ repo, root, arch, unitDir, sampleConfig, withPatroniTemplate = false }) {
+  const a = archByName(arch);
   const dist = join(repo, 'dist');
   mustExist(join(dist, 'src', 'main.js'), 'build first (`npm run build`)');
   mustExist(join(dist, 'build-info.json'), 'build with `npm run build` (it records version and commit)');
-  mustExist(join(repo, 'README.md'), 'the package documentation needs it');
-  mustExist(join(repo, 'LICENSE'), 'the package documentation needs it');
   const shipped = readFileSync(join(repo, 'packaging', 'vip-manager.yml'), 'utf8');
   if (shipped !== sampleConfig) {
     throw new StageError('packaging/vip-manager.yml differs from the configuration schema: run `node scripts/package.mjs sample-config` and commit the result');
   }
+  const pin = readPin();
+  const info = { ...JSON.parse(readFileSync(join(dist, 'build-info.json'), 'utf8')), runtime: pin.node };
 
   const app = join(root, APP_DIR);
   mkdirSync(app, { recursive: true });
-  cpSync(join(dist, 'src'), join(app, 'dist', 'src'), { recursive: true, filter: (src) => !src.endsWith('.map') });
-  cpSync(join(dist, 'build-info.json'), join(app, 'dist', 'build-info.json'));
-  copyFile(join(repo, 'bin', 'vip-manager.js'), join(app, 'bin', 'vip-manager.js'), 0o755);
-  writeAppPackageJson(repo, app);
-  for (const p of productionPackages(repo)) copyPackage(repo, p, app);
-  for (const p of PRUNE) rmSync(join(app, p), { recursive: true, force: true });
-  pruneFiles(join(app, 'node_modules'));
+  const runtimeDir = fetchRuntime(a.key, pin);
+  copyFile(join(runtimeDir, 'bin', 'node'), join(app, 'node'), 0o755);
+  const { inputs } = await bundle({ repo, outfile: join(app, 'vip-manager.mjs'), buildInfo: info });
+  const koffi = koffiPackage(repo, a.key);
+  const koffiDest = join(app, 'node_modules', koffi.name);
+  for (const f of ['package.json', 'index.js', 'README.md']) {
+    if (existsSync(join(koffi.dir, f))) copyFile(join(koffi.dir, f), join(koffiDest, f), 0o644);
+  }
+  // Only the glibc build: koffi picks linux_<arch> when the runtime's interpreter is glibc's,
+  // and the embedded runtime is a glibc build.
+  copyFile(koffi.native, join(koffiDest, `linux_${a.node}`, 'koffi.node'), 0o644);
   normaliseModes(app);
 
   copyFile(join(repo, 'packaging', 'vip-manager.launcher'), join(root, 'usr/bin/vip-manager'), 0o755);
   for (const u of UNITS) copyFile(join(repo, 'packaging', u), join(root, unitDir, u), 0o644);
   copyFile(join(repo, 'packaging', 'vip-manager.sysusers'), join(root, 'usr/lib/sysusers.d/vip-manager.conf'), 0o644);
-  // 0640: the file may hold DCS credentials; the package scripts give group vip-manager read access.
-  if (withConfig) copyFile(join(repo, 'packaging', 'vip-manager.yml'), join(root, CONFIG_PATH), 0o640);
+  copyFile(join(repo, 'packaging', 'vip-manager.yml'), join(root, SAMPLE_CONFIG_PATH), 0o644);
+  if (withPatroniTemplate) copyFile(join(repo, 'packaging', 'debian', 'vip.in'), join(root, PATRONI_VIP_TEMPLATE), 0o644);
+  copyFile(join(repo, 'packaging', 'prometheus', 'vip-manager.rules.yml'), join(root, ALERT_RULES), 0o644);
+  copyFile(join(repo, 'packaging', 'grafana', 'vip-manager.json'), join(root, DASHBOARD), 0o644);
+  // Generated from the same schema as --help; gzip -9 as Debian policy asks (Node's gzip
+  // header carries no timestamp, so the file is reproducible).
+  const { renderManPage } = await import(pathToFileURL(join(dist, 'src', 'ops', 'man-page.js')).href);
+  mkdirSync(dirname(join(root, MAN_PAGE)), { recursive: true });
+  writeFileSync(join(root, MAN_PAGE), gzipSync(Buffer.from(renderManPage({ version: info.version })), { level: 9 }));
+  chmodSync(join(root, MAN_PAGE), 0o644);
   copyFile(join(repo, 'README.md'), join(root, DOC_DIR, 'README.md'), 0o644);
   copyFile(join(repo, 'LICENSE'), join(root, DOC_DIR, 'LICENSE'), 0o644);
+  writeFileSync(join(root, DOC_DIR, 'THIRD-PARTY-LICENSES'), thirdPartyLicenses(repo, bundledPackages(inputs), koffi, runtimeDir, pin));
+  chmodSync(join(root, DOC_DIR, 'THIRD-PARTY-LICENSES'), 0o644);
+
+  return {
+    arch: a,
+    pin,
+    elfFiles: [join(app, 'node'), join(koffiDest, `linux_${a.node}`, 'koffi.node')],
+  };
 }
 
 /** Total size in bytes of the files under `dir`. */

@@ -12,6 +12,8 @@ export interface CommandLine extends LayerResult {
   readonly checkConfig: boolean;
   /** --config, when given on the command line. */
   readonly configFile: string | undefined;
+  /** --instance: the template unit's instance name (config/instance.ts). */
+  readonly instance: string | undefined;
 }
 
 function describe(k: KeyDef): string {
@@ -37,6 +39,7 @@ export function buildCommand(): Command {
     .exitOverride()
     .configureOutput({ writeOut: () => {}, writeErr: () => {}, outputError: () => {} });
   program.addOption(new Option('--config <file>', `YAML configuration file [env ${envName('config')}]`));
+  program.addOption(new Option('--instance <name>', 'Instance of the unit vip-manager@NAME: read /etc/default/vip-manager-NAME.yml if it exists; /etc/patroni/NAME.vip (Debian\'s pg_createconfig_patroni) is loaded by the unit as environment'));
   program.addOption(new Option('--check-config', 'Validate the configuration, print it with each value\'s source, and exit'));
   program.addOption(new Option('--version', 'Print version, commit and build date, and exit'));
   program.addOption(new Option('--help', 'Print this help and exit'));
@@ -56,7 +59,7 @@ export function parseCommandLine(argv: readonly string[]): CommandLine {
     if (!(e instanceof CommanderError)) throw e;
     // e.g. "error: option '--ip <value>' argument missing": one line, without commander's prefix.
     problems.push(e.message.replace(/^error: /, '').replace(/\s*\n\s*/g, ' ').trim());
-    return { entries: [], problems, warnings: [], help: false, version: false, checkConfig: false, configFile: undefined };
+    return { entries: [], problems, warnings: [], help: false, version: false, checkConfig: false, configFile: undefined, instance: undefined };
   }
   const flags = program.options.map((o) => o.long!).filter((f) => !LEGACY_NAMES.has(f.slice(2)));
   for (let i = 0; i < parsed.unknown.length; i++) {
@@ -85,6 +88,7 @@ export function parseCommandLine(argv: readonly string[]): CommandLine {
     version: opts.version === true,
     checkConfig: opts.checkConfig === true,
     configFile: typeof opts.config === 'string' ? opts.config : undefined,
+    instance: typeof opts.instance === 'string' ? opts.instance : undefined,
   };
 }
 

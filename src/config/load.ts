@@ -7,6 +7,7 @@ import { coerce, showValue } from './coerce.js';
 import { readEnv } from './env.js';
 import { ConfigError, type Layer, type Origin } from './errors.js';
 import { readConfigFile } from './file.js';
+import { instancePaths, resolveInstance, type InstancePaths } from './instance.js';
 import { parseCommandLine, type CommandLine } from './flags.js';
 import type { RawEntry } from './raw.js';
 import { KEYS, envName, type Config, type DefaultContext, type KeyDef } from './schema.js';
@@ -22,6 +23,8 @@ export interface LoadedConfig {
 export interface LoadInput {
   readonly env: NodeJS.ProcessEnv;
   readonly hostname: string;
+  /** Where --instance looks (tests); the real paths by default. */
+  readonly instancePaths?: (name: string) => InstancePaths;
 }
 
 const PRECEDENCE = ['flag', 'env', 'file'] as const satisfies readonly Layer[];
@@ -71,7 +74,17 @@ export function loadFromCommandLine(cli: CommandLine, input: LoadInput): LoadedC
     },
   };
   const warnings = [...cli.warnings];
-  const configFile = cli.configFile ?? input.env[envName('config')] ?? undefined;
+  let configFile = cli.configFile ?? input.env[envName('config')] ?? undefined;
+  if (cli.instance !== undefined) {
+    if (configFile !== undefined && configFile !== '') {
+      general.push(`--instance and ${cli.configFile !== undefined ? '--config' : envName('config')} cannot be combined: --instance ${cli.instance} reads ${instancePaths(cli.instance).yaml}`);
+    } else {
+      const inst = resolveInstance(cli.instance, input.instancePaths?.(cli.instance));
+      general.push(...inst.problems);
+      warnings.push(...inst.warnings);
+      configFile = inst.configFile;
+    }
+  }
   const envLayer = readEnv(input.env);
   warnings.push(...envLayer.warnings);
   const fileLayer = configFile !== undefined && configFile !== '' ? readConfigFile(configFile) : { entries: [], problems: [], warnings: [] };

@@ -11,7 +11,7 @@ import { Metrics } from '../ops/metrics.js';
 import { Notifier } from '../ops/sdnotify.js';
 import { sendDatagram } from '../net/unix-datagram.js';
 import { Reconciler, type Transition } from '../reconcile/loop.js';
-import { buildInfo } from '../version.js';
+import { buildInfo, runtimeInfo } from '../version.js';
 import { createLeaderSource, createVipManager } from './factories.js';
 import { StatusBoard } from './status.js';
 
@@ -40,7 +40,7 @@ export async function runDaemon(loaded: LoadedConfig): Promise<number> {
   const log = createLogger({ format: cfg['log-format'], verbose: cfg.verbose });
   for (const w of loaded.warnings) log.warn(`config: ${w}`);
   const info = buildInfo();
-  log.info({ version: info.version, commit: info.commit, config: maskedConfig(cfg) },
+  log.info({ version: info.version, commit: info.commit, runtime: runtimeInfo(info), config: maskedConfig(cfg) },
     `vip-manager ${info.version} starting: VIP ${cfg.ip}/${cfg.netmask}${cfg.interface ? ` on ${cfg.interface}` : ''}, ${cfg['dcs-type']} key ${cfg['trigger-key']} = ${cfg['trigger-value']}, manager ${cfg['manager-type']}, dcs-loss ${cfg['dcs-loss']}`);
 
   const metrics = new Metrics({ version: info.version, dcsType: cfg['dcs-type'], managerType: cfg['manager-type'] });

@@ -5,7 +5,7 @@ import type { Config } from '../config/schema.js';
 import type { LeaderView } from '../dcs/source.js';
 import type { Transition } from '../reconcile/loop.js';
 import type { HolderState } from '../vip/manager.js';
-import type { BuildInfo } from '../version.js';
+import { runtimeInfo, type BuildInfo } from '../version.js';
 
 /** Transitions kept for /status: enough to see a flapping leader, small enough to read. */
 const HISTORY = 20;
@@ -68,6 +68,7 @@ export class StatusBoard {
     return {
       version: this.info.version,
       commit: this.info.commit,
+      runtime: runtimeInfo(this.info),
       startedAt: this.started.toISOString(),
       config: {
         ip: this.cfg.ip, netmask: this.cfg.netmask, interface: this.cfg.interface ?? null,

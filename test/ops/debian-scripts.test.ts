@@ -1,11 +1,12 @@
-// The Debian maintainer scripts, run for real with every command they call replaced by a
-// recording stub (PATH holds only the stubs, so nothing on the host is touched), inside a
-// private mount namespace whose /run and /etc/default are fresh tmpfs: that decides whether
-// "systemd is running" (/run/systemd/system) and what configuration file exists.
+// The Debian maintainer scripts, run for real with every command that reaches beyond files
+// replaced by a recording stub (PATH holds the stubs and the real cp/mv/mkdir/rm/chmod, so
+// nothing on the host is touched), inside a private mount namespace whose /run, /etc/default
+// and /usr/share are fresh tmpfs: that decides whether "systemd is running"
+// (/run/systemd/system), what configuration file exists, and where the packaged sample is.
 // Needs root (unshare --mount and mount), like the namespace-based tests.
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { chmodSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -13,7 +14,11 @@ import { fileURLToPath } from 'node:url';
 
 const SCRIPTS = fileURLToPath(new URL('../../../packaging/debian/', import.meta.url));
 const SYSTEMD_TOOLS = ['deb-systemd-helper', 'deb-systemd-invoke', 'systemctl'];
-const BASE_TOOLS = ['adduser', 'chown', 'chmod'];
+const BASE_TOOLS = ['adduser', 'chown'];
+/** Real tools: the scripts' file handling is what is tested. */
+const REAL_TOOLS = ['cp', 'mv', 'mkdir', 'rm', 'chmod', 'cat'];
+const SAMPLE = '# packaged sample\nip: 198.51.100.10\n';
+const EDITED = 'ip: 203.0.113.7 # edited by the administrator\n';
 
 interface Scenario {
   script: 'postinst' | 'prerm' | 'postrm';
@@ -22,7 +27,10 @@ interface Scenario {
   /** false: deb-systemd-helper, deb-systemd-invoke and systemctl are not installed. */
   systemdTools?: boolean;
   userExists?: boolean;
-  statOverride?: boolean;
+  /** /etc/default/vip-manager.yml exists before the script runs (default true). */
+  configExists?: boolean;
+  /** The system user can read that file (runuser ... test -r). */
+  configReadable?: boolean;
 }
 
 describe('Debian maintainer scripts', () => {
@@ -40,13 +48,15 @@ describe('Debian maintainer scripts', () => {
   }
 
   /** Runs one script; returns its exit status and the commands it ran, one per line. */
-  function run(s: Scenario): { status: number | null; calls: string[]; stderr: string } {
+  function run(s: Scenario): { status: number | null; calls: string[]; stderr: string; config: string | null; configMode: string | null } {
     const stubs = mkdtempSync(join(dir, 'bin-'));
     const log = join(stubs, 'calls.log');
     writeFileSync(log, '');
     stub(stubs, 'getent', s.userExists ? 0 : 2);
-    stub(stubs, 'dpkg-statoverride', s.statOverride ? 0 : 1);
+    stub(stubs, 'runuser', s.configReadable === false ? 1 : 0);
     for (const t of BASE_TOOLS) stub(stubs, t);
+    for (const t of REAL_TOOLS) symlinkSync(`/bin/${t}`, join(stubs, t));
+    const result = join(stubs, 'config-after');
     if (s.systemdTools !== false) {
       for (const t of SYSTEMD_TOOLS) stub(stubs, t);
       // Not installed before, not enabled: a fresh install.
@@ -57,13 +67,19 @@ describe('Debian maintainer scripts', () => {
       'mount -t tmpfs vip-run /run',
       s.systemdRunning ? 'mkdir -p /run/systemd/system' : ':',
       'mount -t tmpfs vip-etc-default /etc/default',
-      'echo "ip: 198.51.100.10" > /etc/default/vip-manager.yml',
-      `exec env -i PATH="${stubs}" LOG="${log}" /bin/sh "${join(SCRIPTS, s.script)}" "$@"`,
+      'mount -t tmpfs vip-usr-share /usr/share',
+      'mkdir /usr/share/vip-manager',
+      `printf '${SAMPLE}' > /usr/share/vip-manager/vip-manager.yml`,
+      s.configExists === false ? ':' : `printf '${EDITED}' > /etc/default/vip-manager.yml`,
+      `env -i PATH="${stubs}" LOG="${log}" /bin/sh "${join(SCRIPTS, s.script)}" "$@" && rc=0 || rc=$?`,
+      `if [ -e /etc/default/vip-manager.yml ]; then stat -c %a /etc/default/vip-manager.yml > "${result}.mode"; cat /etc/default/vip-manager.yml > "${result}"; fi`,
+      'exit $rc',
     ].join('\n');
     const r = spawnSync('unshare', ['--mount', '--propagation', 'private', '/bin/sh', '-c', setup, 'maint', ...s.args], { encoding: 'utf8' });
     assert.equal(r.error, undefined, `cannot run unshare: ${r.error?.message}`);
     assert.doesNotMatch(r.stderr, /unshare failed|mount:.*(denied|not permitted)/i, `needs root for a mount namespace: ${r.stderr}`);
-    return { status: r.status, calls: readFileSync(log, 'utf8').split('\n').filter((l) => l !== ''), stderr: r.stderr };
+    const read = (f: string) => (existsSync(f) ? readFileSync(f, 'utf8') : null);
+    return { status: r.status, calls: readFileSync(log, 'utf8').split('\n').filter((l) => l !== ''), stderr: r.stderr, config: read(result), configMode: read(`${result}.mode`)?.trim() ?? null };
   }
 
   it('are valid POSIX sh', () => {
@@ -73,12 +89,14 @@ describe('Debian maintainer scripts', () => {
     }
   });
 
-  it('postinst configure (fresh install): creates the user, secures the config, registers but does not start', () => {
-    const r = run({ script: 'postinst', args: ['configure', ''], systemdRunning: true });
+  it('postinst configure (fresh install): creates the user, installs the sample config readable by its group, registers but does not start', () => {
+    const r = run({ script: 'postinst', args: ['configure', ''], systemdRunning: true, configExists: false });
     assert.equal(r.status, 0, r.stderr);
     assert.ok(r.calls.includes('adduser --system --group --no-create-home --home /nonexistent --quiet --gecos vip-manager daemon vip-manager'), r.calls.join('\n'));
-    assert.ok(r.calls.includes('chown root:vip-manager /etc/default/vip-manager.yml'));
-    assert.ok(r.calls.includes('chmod 0640 /etc/default/vip-manager.yml'));
+    assert.equal(r.config, SAMPLE.replace(/\\n/g, '\n'));
+    assert.equal(r.configMode, '640');
+    assert.ok(r.calls.includes('chown root:vip-manager /etc/default/vip-manager.yml.dpkg-new'), r.calls.join('\n'));
+    assert.match(r.stderr, /installed the sample configuration \/etc\/default\/vip-manager\.yml/);
     assert.ok(r.calls.includes('deb-systemd-helper update-state vip-manager.service'));
     assert.ok(!r.calls.some((c) => c.startsWith('deb-systemd-helper enable')), 'a fresh install is not enabled');
     assert.ok(r.calls.includes('systemctl --system daemon-reload'));
@@ -93,10 +111,19 @@ describe('Debian maintainer scripts', () => {
     assert.ok(r.calls.includes('systemctl try-restart vip-manager@*.service'));
   });
 
-  it('postinst respects a dpkg-statoverride on the config', () => {
-    const r = run({ script: 'postinst', args: ['configure', '0.0.9'], systemdRunning: true, userExists: true, statOverride: true });
+  it('postinst never touches an existing configuration (an upgrade from the Go packages keeps it)', () => {
+    const r = run({ script: 'postinst', args: ['configure', '1.0.2-6+b2'], systemdRunning: true, userExists: true });
     assert.equal(r.status, 0, r.stderr);
-    assert.ok(!r.calls.some((c) => c.startsWith('chown') || c.startsWith('chmod')), r.calls.join('\n'));
+    assert.equal(r.config, EDITED.replace(/\\n/g, '\n'));
+    assert.ok(!r.calls.some((c) => c.startsWith('chown')), r.calls.join('\n'));
+    assert.equal(r.stderr, '');
+  });
+
+  it('postinst says so when the system user cannot read an existing configuration (the Go daemon ran as root)', () => {
+    const r = run({ script: 'postinst', args: ['configure', '5.0.0'], systemdRunning: true, userExists: true, configReadable: false });
+    assert.equal(r.status, 0, r.stderr);
+    assert.equal(r.config, EDITED.replace(/\\n/g, '\n'), 'the file is left as it is');
+    assert.match(r.stderr, /not readable by user vip-manager.*chgrp vip-manager \/etc\/default\/vip-manager\.yml && chmod g\+r/);
   });
 
   it('prerm remove stops every instance; prerm upgrade leaves the daemon running', () => {
@@ -112,9 +139,11 @@ describe('Debian maintainer scripts', () => {
     const remove = run({ script: 'postrm', args: ['remove'], systemdRunning: true });
     assert.equal(remove.status, 0, remove.stderr);
     assert.deepEqual(remove.calls, ['systemctl --system daemon-reload', 'deb-systemd-helper mask vip-manager.service']);
+    assert.equal(remove.config, EDITED.replace(/\\n/g, '\n'), 'remove keeps the configuration');
     const purge = run({ script: 'postrm', args: ['purge'], systemdRunning: false });
     assert.equal(purge.status, 0, purge.stderr);
     assert.deepEqual(purge.calls, ['deb-systemd-helper purge vip-manager.service', 'deb-systemd-helper unmask vip-manager.service']);
+    assert.equal(purge.config, null, 'purge removes the configuration');
   });
 
   it('never fail without systemd (no tools, not running)', () => {

@@ -136,15 +136,20 @@ describe('systemd units', () => {
     }
   });
 
-  it('template differs from the service only in instance naming', () => {
+  it('template differs from the service only in instance naming and Debian\'s /etc/patroni/%i.vip', () => {
     const service = unitText('vip-manager.service');
     const template = unitText('vip-manager@.service');
-    assert.match(template, /^ExecStart=\/usr\/bin\/vip-manager --config=\/etc\/default\/vip-manager-%i\.yml$/m);
+    assert.match(service, /^ExecStart=\/usr\/bin\/vip-manager --config=\/etc\/default\/vip-manager\.yml$/m);
+    assert.match(service, /^EnvironmentFile=-\/etc\/default\/vip-manager$/m, 'Debian\'s unit read its settings from there');
+    assert.match(template, /^ExecStart=\/usr\/bin\/vip-manager --instance=%i$/m);
+    assert.match(template, /^EnvironmentFile=-\/etc\/patroni\/%i\.vip$/m, 'Debian\'s template contract');
     const strip = (t: string) => parseUnit(t).get('Service')!;
     const a = strip(service);
     const b = strip(template);
-    a.delete('ExecStart');
-    b.delete('ExecStart');
+    for (const k of ['ExecStart', 'EnvironmentFile']) {
+      a.delete(k);
+      b.delete(k);
+    }
     assert.deepEqual(b, a, '[Service] sections diverged');
     assert.deepEqual(parseUnit(template).get('Install'), parseUnit(service).get('Install'));
   });
