@@ -1,12 +1,12 @@
 // `npm run bench`: every benchmark that fits a few minutes, one after the other, each printing
-// median / p90 / max beside its baseline: the kernel layer against spawning `ip`, and failover
-// against Debian's vip-manager 1.0.2. The Patroni benchmark (several real switchovers) is
+// median / p90 / max beside its baseline: the kernel layer against spawning `ip`, failover
+// against Debian's vip-manager 1.0.2, and start-up of the package against the checkout. The Patroni benchmark (several real switchovers) is
 // separate: `npm run bench:patroni`.
 import { spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 
 let failed = false;
-for (const name of ['kernel', 'failover']) {
+for (const name of ['kernel', 'failover', 'startup']) {
   const script = fileURLToPath(new URL(`./${name}.js`, import.meta.url));
   console.log(`\n=== bench:${name} ===`);
   const r = spawnSync(process.execPath, [script], { stdio: "inherit" });

@@ -26,8 +26,15 @@ missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
 done
-# Only to bootstrap the pinned runtime below (Debian 12's nodejs is 18): Debian's node and npm.
-if ! command -v node >/dev/null || ! command -v npm >/dev/null; then missing+=(nodejs npm); fi
+# A Node.js 20 or newer with npm that was here before is used as it is. Otherwise the pinned
+# runtime is installed below, bootstrapped with Debian's node and npm (Debian 12's nodejs is 18).
+own_node=0
+if command -v node >/dev/null && command -v npm >/dev/null \
+  && (( $(node -p 'process.versions.node.split(".")[0]' 2>/dev/null || echo 0) >= 20 )); then
+  own_node=1
+elif ! command -v node >/dev/null || ! command -v npm >/dev/null; then
+  missing+=(nodejs npm)
+fi
 if (( ${#missing[@]} > 0 )); then
   echo "setup: installing ${missing[*]}"
   apt-get update -qq
@@ -45,14 +52,13 @@ fi
 # and their own prometheus processes.
 if [[ " ${missing[*]:-} " == *" prometheus "* ]]; then systemctl disable prometheus.service >/dev/null 2>&1 || true; fi
 
-# Node.js 20 or newer. Where there is none or an older one (Debian 12 ships 18), install the
-# runtime the packages embed (packaging/runtime.json): fetched from the npm registry with the
-# npm at hand, checked against the pinned hashes, with the pinned npm, under
-# /opt/vip-manager-node, and linked into /usr/local/bin, which comes first in PATH. A machine
-# with Node.js 20 or newer keeps its own.
-major=$(node -p 'process.versions.node.split(".")[0]')
-if (( major < 20 )); then
-  echo "setup: Node.js $(node --version) is older than 20; installing the pinned runtime"
+# Where the machine had no Node.js 20 or newer, install the runtime the packages embed
+# (packaging/runtime.json) with the pinned npm: fetched from the npm registry with the npm at
+# hand, checked against the pinned hashes, under /opt/vip-manager-node, and linked into
+# /usr/local/bin, which comes first in PATH. So a fresh Debian 12 and a fresh Debian 13 build and
+# test with the very runtime the packages ship.
+if (( ! own_node )); then
+  echo "setup: no Node.js >= 20 with npm was installed; installing the pinned runtime"
   bin=$(node scripts/runtime.mjs install --prefix /opt/vip-manager-node)
   for tool in node npm npx; do ln -sfn "$bin/$tool" "/usr/local/bin/$tool"; done
   hash -r

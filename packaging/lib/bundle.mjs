@@ -57,10 +57,9 @@ export async function bundle({ repo, outfile, buildInfo }) {
     define: { VIP_MANAGER_BUILD_INFO: JSON.stringify(buildInfo) },
     // main.ts imports the daemon lazily; one file is what we want, so no code splitting.
     splitting: false,
-    minifyWhitespace: true,
-    minifySyntax: true,
-    minifyIdentifiers: true,
-    keepNames: true,
+    // Not minified: a stack trace in an operator's journal should name real functions and
+    // lines; minifying saved no start-up time (measured: 0.27-0.28 s either way).
+    minify: false,
     legalComments: 'eof',
     logLevel: 'warning',
     plugins: [etcd3Protos(repo)],

@@ -71,6 +71,8 @@ describe('daemon: operations endpoint against a real etcd', { concurrency: false
 
     const s0 = (await getJson<StatusJson>(host, '/status')).json;
     assert.equal(s0.config.ip, VIP4);
+    // A checkout runs on the machine's node; the packaged build says embedded (test/ops/packages).
+    assert.deepEqual(s0.runtime, { node: process.versions.node, embedded: false });
     assert.equal(s0.config['trigger-value'], 'n1');
     assert.deepEqual(s0.config['dcs-endpoints'], [bed.etcd.clientUrl]);
     assert.equal(s0.leader?.value, null);

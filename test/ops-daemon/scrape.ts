@@ -34,6 +34,7 @@ export function get(host: string, path: string, timeoutMs = 3000): Promise<Reply
 export interface StatusJson {
   version: string;
   commit: string;
+  runtime: { node: string; embedded: boolean };
   startedAt: string;
   config: Record<string, unknown>;
   leader: { value: string | null; revision: string; isThisNode: boolean; connected: boolean; lastAnswerAt: string; leaseSecondsLeft: number | null } | null;
