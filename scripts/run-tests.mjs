@@ -37,5 +37,8 @@ if (files.length === 0) {
 }
 // Two files at a time: most tests wait on etcd or the kernel, not the CPU, and the
 // namespace and port names they use are unique per process.
-const r = spawnSync(process.execPath, ['--test', '--test-concurrency=2', '--test-timeout=300000', ...files], { stdio: 'inherit' });
+// Node 20 applies --test-timeout to each whole file. The packaging tests install a few hundred
+// Debian packages into stock roots; on a cold cache (two debootstraps, ~500 MB of downloads)
+// the set-up test alone takes several minutes.
+const r = spawnSync(process.execPath, ['--test', '--test-concurrency=2', '--test-timeout=1200000', ...files], { stdio: 'inherit' });
 process.exit(r.status ?? 1);

@@ -11,8 +11,9 @@ cd "$(dirname "$0")/.."
 # What the tests run, beyond etcd and iproute2: packaging (dpkg-deb is always there; rpm,
 # binutils' readelf), the arm64 package's runtime under qemu-user with the arm64 C++ runtime,
 # stock Debian roots for the install tests (debootstrap), the Patroni bed, promtool for the
-# alert rules (prometheus), man for the man page, ping for the LAN tests.
-packages=(etcd-server etcd-client iproute2 iputils-ping openssl tcpdump systemd rpm binutils
+# alert rules (prometheus), man for the man page, ping for the LAN tests, git (the set-up test
+# copies the checkout's files into a stock root).
+packages=(etcd-server etcd-client iproute2 iputils-ping openssl tcpdump systemd rpm binutils git
   debootstrap qemu-user-static libc6-arm64-cross libstdc++6-arm64-cross
   patroni python3-etcd postgresql-15 postgresql-client-15 prometheus man-db groff-base)
 if [[ "${1:-}" == "--bench" ]]; then packages+=(vip-manager); fi

@@ -36,6 +36,8 @@ export interface StartOptions {
   waitReady?: boolean;
   /** Extra environment for the daemon (e.g. NOTIFY_SOCKET). */
   env?: Record<string, string>;
+  /** Instead of `node bin/vip-manager.js` (see DaemonOptions.command). */
+  command?: string[];
 }
 
 export async function createBed(etcdOpts: StartEtcdOptions = {}): Promise<Bed> {
@@ -60,6 +62,7 @@ export async function createBed(etcdOpts: StartEtcdOptions = {}): Promise<Bed> {
         ns: bed.nodes[i].ns,
         unprivileged: opts.unprivileged,
         env: opts.env,
+        command: opts.command,
         args: [
           '--ip', opts.ip ?? VIP4, '--netmask', opts.netmask ?? '24', '--interface', 'eth0',
           '--trigger-key', KEY, '--trigger-value', NAMES[i], '--dcs-endpoints', opts.endpoint ?? etcd!.clientUrl,

@@ -3,10 +3,28 @@
 // really did. Optionally unprivileged: user nobody with only CAP_NET_ADMIN and CAP_NET_RAW.
 import type { ChildProcess } from 'node:child_process';
 import { createInterface } from 'node:readline';
+import { after, afterEach } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import type { Netns } from './netns.js';
 
 export const BIN = fileURLToPath(new URL('../../../bin/vip-manager.js', import.meta.url));
+
+/** A Node runtime warning on stderr, e.g. "(node:4711) [DEP0123] DeprecationWarning: …". */
+export const isRuntimeWarning = (line: string): boolean => /^\(node:\d+\) (\[\w+\] )?\w*Warning: /.test(line);
+
+/**
+ * Runtime warnings any daemon printed since the last check. Operators see them in the journal,
+ * so none may creep in: the test during which one appears fails (one after the last test fails
+ * the file). Registered only under the test runner: the bench imports this file too.
+ */
+const runtimeWarnings: string[] = [];
+export function failOnRuntimeWarnings(): void {
+  if (runtimeWarnings.length > 0) throw new Error(`vip-manager printed a Node runtime warning on stderr:\n${runtimeWarnings.splice(0).join('\n')}`);
+}
+if (process.env.NODE_TEST_CONTEXT !== undefined) {
+  afterEach(failOnRuntimeWarnings);
+  after(failOnRuntimeWarnings);
+}
 
 export interface LogRecord {
   level: number;
@@ -27,6 +45,11 @@ export interface DaemonOptions {
   env?: Record<string, string>;
   /** Run as user nobody holding only CAP_NET_ADMIN and CAP_NET_RAW (ambient). */
   unprivileged?: boolean;
+  /**
+   * The executable and its leading arguments, instead of `node bin/vip-manager.js` (e.g. an
+   * installed package: `StockRoot.command(['/usr/bin/vip-manager'])`).
+   */
+  command?: string[];
 }
 
 export class Daemon {
@@ -38,12 +61,12 @@ export class Daemon {
   private exit: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
 
   constructor(readonly opts: DaemonOptions) {
-    const node = process.execPath;
-    const args = [BIN, ...opts.args, '--log-format', 'json'];
+    const [node, ...pre] = opts.command ?? [process.execPath, BIN];
+    const args = [...pre, ...opts.args, '--log-format', 'json'];
     const env = { ...cleanEnv(), ...opts.env };
     this.child = opts.unprivileged
-      ? opts.ns.spawn('setpriv', ['--reuid=nobody', '--regid=nogroup', '--clear-groups', '--inh-caps=+net_admin,+net_raw', '--ambient-caps=+net_admin,+net_raw', node, ...args], { env })
-      : opts.ns.spawn(node, args, { env });
+      ? opts.ns.spawn('setpriv', ['--reuid=nobody', '--regid=nogroup', '--clear-groups', '--inh-caps=+net_admin,+net_raw', '--ambient-caps=+net_admin,+net_raw', node!, ...args], { env })
+      : opts.ns.spawn(node!, args, { env });
     createInterface({ input: this.child.stderr! }).on('line', (line) => this.onLine(line));
     createInterface({ input: this.child.stdout! }).on('line', (line) => this.rawLines.push(line));
     this.exit = new Promise((resolve) => this.child.once('exit', (code, signal) => resolve({ code, signal })));
@@ -59,6 +82,7 @@ export class Daemon {
       rec = JSON.parse(line) as LogRecord;
     } catch {
       this.rawLines.push(line);
+      if (isRuntimeWarning(line)) runtimeWarnings.push(line);
       return;
     }
     this.logs.push(rec);

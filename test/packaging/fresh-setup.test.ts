@@ -1,0 +1,57 @@
+// The README's first step on a fresh machine: a stock Debian 12 root (debootstrap
+// --variant=minbase, no Node.js at all) gets this repository's source files, and
+// `bash scripts/setup.sh` must leave a working Node.js (20 or newer) on PATH and a built daemon
+// whose --version runs on it. Needs root, debootstrap, a Debian mirror in the host's apt sources,
+// and network access to the package registries (apt and npm) from the root.
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { cpSync, existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { fileURLToPath } from 'node:url';
+import { assertRan, hostNetworkEnv, openStockRoot, type RunResult, type StockRoot } from '../harness/stock-root.js';
+
+const REPO = fileURLToPath(new URL('../../../', import.meta.url));
+const CHECKOUT = '/root/vip-manager';
+/** apt and npm downloads on a cold cache, a few hundred packages unpacked on 2 cores. */
+const SETUP_TIMEOUT_MS = 25 * 60_000;
+
+/** The repository's source files as a checkout has them: tracked plus untracked-not-ignored. */
+function sourceFiles(): string[] {
+  const r = spawnSync('git', ['ls-files', '-co', '--exclude-standard', '-z'], { cwd: REPO, encoding: 'utf8', maxBuffer: 64 * 1024 * 1024 });
+  assert.equal(r.status, 0, `git ls-files in ${REPO} failed (this test copies a checkout's files; apt-get install git): ${r.stderr ?? r.error?.message}`);
+  // -c also lists tracked files deleted in the working tree: a checkout would not have them.
+  return r.stdout.split('\0').filter((f) => f !== '' && !/^(node_modules|dist|build)\//.test(f) && existsSync(join(REPO, f)));
+}
+
+describe('scripts/setup.sh in a stock Debian bookworm root without Node.js', () => {
+  let root: StockRoot | undefined;
+  let setup: RunResult;
+
+  before(async () => {
+    // setup.sh runs apt-get itself, outside StockRoot.apt()'s turn-taking on the shared cache.
+    root = await openStockRoot('bookworm', { archiveCache: 'bookworm-setup' });
+    const none = await root.run(['sh', '-c', 'command -v node nodejs npm']);
+    assert.equal(none.stdout, '', 'the stock root already has Node.js');
+    const files = sourceFiles();
+    assert.ok(files.includes('scripts/setup.sh') && files.includes('package.json'), 'the file list lacks scripts/setup.sh or package.json');
+    // One resolution of the (new) checkout directory; everything below it is ours.
+    const dest = root.hostPath(CHECKOUT);
+    for (const f of files) cpSync(join(REPO, f), join(dest, f), { preserveTimestamps: true, verbatimSymlinks: true });
+    setup = await root.run(['bash', 'scripts/setup.sh'], { cwd: CHECKOUT, env: hostNetworkEnv(), timeoutMs: SETUP_TIMEOUT_MS });
+  });
+  after(() => root?.close());
+
+  it('bash scripts/setup.sh succeeds', () => {
+    assertRan(setup, 'bash scripts/setup.sh in the bookworm root');
+  });
+
+  it('leaves a Node.js 20 or newer as `node` on PATH, and the built daemon\'s --version runs on it', async () => {
+    const which = assertRan(await root!.run(['sh', '-c', 'command -v node']), 'command -v node');
+    const node = which.stdout.trim();
+    const version = assertRan(await root!.run([node, '-p', 'process.versions.node']), `${node} -p process.versions.node`).stdout.trim();
+    assert.ok(Number(version.split('.')[0]) >= 20, `${node} is Node.js ${version}, older than 20`);
+    const r = assertRan(await root!.run(['node', 'bin/vip-manager.js', '--version'], { cwd: CHECKOUT }), 'node bin/vip-manager.js --version');
+    assert.match(r.stdout, new RegExp(`Node\\.js v?${version.replace(/\./g, '\\.')}\\b`), `--version does not report the runtime it runs on (${version}):\n${r.stdout}`);
+  });
+});
