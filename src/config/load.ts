@@ -4,6 +4,7 @@
 import { accessSync, constants, statSync } from 'node:fs';
 import { isIP } from 'node:net';
 import { coerce, showValue } from './coerce.js';
+import { resolveDcsEndpoints } from './endpoints.js';
 import { readEnv } from './env.js';
 import { ConfigError, type Layer, type Origin } from './errors.js';
 import { readConfigFile } from './file.js';
@@ -173,6 +174,9 @@ export function loadFromCommandLine(cli: CommandLine, input: LoadInput): LoadedC
   if (values.get('manager-type') === 'hetzner-cloud' && !values.has('hcloud-token') && !values.has('hcloud-token-file')) {
     problems.push(`hcloud-token: missing; manager-type hetzner-cloud needs hcloud-token-file, ${envName('hcloud-token')} or hcloud-token`);
   }
+  const resolved = resolveDcsEndpoints(values.get('dcs-type'), values.get('dcs-endpoints'), where('dcs-endpoints'));
+  if (resolved.problem !== undefined) problems.push(resolved.problem);
+  else if (resolved.endpoints !== undefined) values.set('dcs-endpoints', resolved.endpoints);
   const tls = ['etcd-ca-file', 'etcd-cert-file'].filter((key) => values.has(key));
   const endpoints = (values.get('dcs-endpoints') as string[] | undefined) ?? [];
   if (tls.length > 0 && endpoints.some((e) => e.startsWith('http://'))) {

@@ -4,6 +4,7 @@
 // when the README and this table disagree). New keys are added here and nowhere else.
 import { isIP } from 'node:net';
 import { z } from 'zod';
+import { dcsEndpoint } from './endpoints.js';
 
 export type KeyKind = 'string' | 'integer' | 'boolean' | 'list' | 'enum';
 
@@ -121,8 +122,8 @@ const TABLE = [
     legacy: ['endpoint', 'endpoints'],
     default: (ctx) => [DCS_ENDPOINT_DEFAULTS[String(ctx.get('dcs-type'))] ?? DCS_ENDPOINT_DEFAULTS.etcd],
     defaultText: 'http://127.0.0.1:2379 (etcd), http://127.0.0.1:8500 (consul), http://127.0.0.1:8008 (patroni)',
-    help: 'DCS URLs, a YAML list or a comma-separated string; every one is used.',
-    check: z.array(httpUrl).min(1, { error: 'expected at least one endpoint' }),
+    help: 'DCS URLs, a YAML list or a comma-separated string; every one is used. etcd also takes host:port, dialled with TLS as by the original.',
+    check: z.array(dcsEndpoint).min(1, { error: 'expected at least one endpoint' }),
   },
   {
     name: 'etcd-user', kind: 'string', origin: 'upstream', defaultText: '(none)', example: 'patroni',
@@ -158,7 +159,7 @@ const TABLE = [
   },
   {
     name: 'etcd-ca-file', kind: 'string', origin: 'upstream', defaultText: '(system CAs)', example: '/etc/etcd/ca.cert.pem',
-    help: 'CA bundle that verifies https DCS endpoints (also used for consul and the patroni REST API).',
+    help: 'CA file that verifies https DCS endpoints: its certificates (the issuing intermediate, the root, or both) are the trust anchors, as in the original. Also used for the patroni REST API, and for consul in addition to the system CAs.',
   },
   {
     name: 'etcd-cert-file', kind: 'string', origin: 'upstream', defaultText: '(none)', example: '/etc/etcd/client.cert.pem',

@@ -205,7 +205,8 @@ export function createConsulSource(cfg: Config, log: Logger): ConsulLeaderSource
     endpoints: cfg['dcs-endpoints'],
     triggerKey: cfg['trigger-key'],
     token: cfg['consul-token'],
-    tls: { caFile: cfg['etcd-ca-file'], certFile: cfg['etcd-cert-file'], keyFile: cfg['etcd-key-file'] },
+    // The original's Consul client trusts the system roots only; the CA file is added to them.
+    tls: { caFile: cfg['etcd-ca-file'], certFile: cfg['etcd-cert-file'], keyFile: cfg['etcd-key-file'], alsoDefaultRoots: true },
     intervalMs: cfg.interval,
     retryAfterMs: cfg['retry-after'],
     retryNum: cfg['retry-num'],

@@ -1,12 +1,14 @@
 // Builds the etcd3 client the leader source uses: every endpoint, user/password, TLS with the
-// server certificate verified, gRPC keepalive tuned to notice a silent peer, etcd's
+// server certificate verified as the Go original verifies it (tls-trust.ts, grpc-tls.ts), gRPC keepalive tuned to notice a silent peer, etcd's
 // require-leader metadata on every call, a deadline on every unary call, and fault handling
 // that sticks to one member and leaves retry pacing to the source (etcd3's default circuit
 // breaker would refuse calls for 5 s after etcd returns; see etcd-endpoints.ts).
 import { readFileSync } from 'node:fs';
-import { InterceptingCall, type Interceptor } from '@grpc/grpc-js';
+import { InterceptingCall, type ChannelCredentials, type Interceptor } from '@grpc/grpc-js';
 import { Etcd3, type IOptions } from 'etcd3';
 import { EndpointHealth, failoverPolicy } from './etcd-endpoints.js';
+import { EtcdTlsCredentials } from './grpc-tls.js';
+import { clientSecureContext, readTlsFiles } from './tls-trust.js';
 
 /**
  * HTTP/2 ping period while a call (the watch stream) is open. etcd 3.4 counts a ping that
@@ -87,16 +89,51 @@ export interface EtcdClient {
   readonly endpoints: EndpointHealth;
 }
 
-/** Builds the client. Throws EtcdConfigFileError when a TLS file cannot be read. */
+/**
+ * Which scheme every endpoint is dialled with. etcd's Go client (the original's) picks the
+ * transport once, from the first endpoint: http:// is plain, https:// (or no scheme, given the
+ * original always passes a TLS config) is TLS, and the other endpoints' schemes are ignored.
+ * etcd3 uses one transport for all hosts too, so every host is written with that scheme.
+ */
+export function effectiveEtcdHosts(endpoints: readonly string[]): { secure: boolean; hosts: string[] } {
+  const secure = !(endpoints[0] ?? '').startsWith('http://');
+  const scheme = secure ? 'https://' : 'http://';
+  return { secure, hosts: endpoints.map((e) => scheme + e.replace(/^[a-z][a-z0-9+.-]*:\/\//i, '')) };
+}
+
+/** The parts of etcd3's connection pool that hold the channel credentials (etcd3 1.1). */
+interface PoolCredentials {
+  hosts: Array<{ channelCredentials: ChannelCredentials }>;
+  authenticator: { credentials: ChannelCredentials };
+}
+
+/**
+ * etcd3 builds its credentials with grpc-js's createSsl from raw PEM and offers no way to pass
+ * a SecureContext or a ChannelCredentials; it keeps them in two places (each host's channels,
+ * and the authenticator's Authenticate call), both used only when a call first opens a channel.
+ * Replacing both right after construction, before any call, makes every channel use ours.
+ * Fails loudly if a new etcd3 moved them, rather than silently verifying differently.
+ */
+function installCredentials(client: Etcd3, credentials: ChannelCredentials): void {
+  const pool = (client as unknown as { pool?: Partial<PoolCredentials> }).pool;
+  const hosts = pool?.hosts;
+  if (!pool || !Array.isArray(hosts) || !pool.authenticator || !('credentials' in pool.authenticator)
+    || hosts.length === 0 || hosts.some((h) => !('channelCredentials' in h))) {
+    throw new Error('etcd3 internals changed: cannot install the TLS credentials (see src/dcs/etcd-client.ts)');
+  }
+  for (const h of hosts) h.channelCredentials = credentials;
+  pool.authenticator.credentials = credentials;
+}
+
+/** Builds the client. Throws EtcdConfigFileError when a TLS file cannot be read, DcsTlsConfigError when it cannot be used. */
 export function buildEtcdClient(opts: EtcdClientOptions): EtcdClient {
-  const hosts = opts.endpoints;
   if (Boolean(opts.certFile) !== Boolean(opts.keyFile)) {
     throw new Error(opts.certFile ? 'etcd-cert-file requires etcd-key-file' : 'etcd-key-file requires etcd-cert-file');
   }
-  const secure = hosts.some((h) => h.startsWith('https:'));
-  const ca = opts.caFile ? readFile('etcd-ca-file', opts.caFile) : undefined;
-  const cert = opts.certFile ? readFile('etcd-cert-file', opts.certFile) : undefined;
-  const key = opts.keyFile ? readFile('etcd-key-file', opts.keyFile) : undefined;
+  const { secure, hosts } = effectiveEtcdHosts(opts.endpoints);
+  // Read (and checked) even for plain endpoints: a missing file is a configuration error.
+  const material = readTlsFiles(opts, readFile);
+  const credentials = secure ? new EtcdTlsCredentials(clientSecureContext(material)) : undefined;
   const deadline = () => ({ deadline: Date.now() + REQUEST_TIMEOUT_MS });
   const health = new EndpointHealth(hosts);
 
@@ -119,12 +156,10 @@ export function buildEtcdClient(opts: EtcdClientOptions): EtcdClient {
       watchBackoff,
     },
   };
-  if (secure && (ca || cert || key)) {
-    // grpc-js falls back to the system CAs when rootCertificate is null.
-    options.credentials = { rootCertificate: ca ?? (null as unknown as Buffer), ...(key ? { privateKey: key } : {}), ...(cert ? { certChain: cert } : {}) };
-  }
   if (opts.user) {
     options.auth = { username: opts.user, password: opts.password ?? '', callOptions: deadline };
   }
-  return { client: new Etcd3(options), endpoints: health };
+  const client = new Etcd3(options);
+  if (credentials) installCredentials(client, credentials);
+  return { client, endpoints: health };
 }

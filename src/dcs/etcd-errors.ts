@@ -51,6 +51,8 @@ function grpcDetail(message: string): string {
 }
 
 const TLS_PATTERN = /certificate|self[- ]signed|SSL|TLS|handshake|issuer|CERT_|ERR_TLS/i;
+// A plain server answering a ClientHello: OpenSSL's parse errors, or Go's etcd simply closing.
+const NOT_TLS = /wrong version number|packet length too long|http request|disconnected before secure TLS connection/i;
 const CLIENT_CERT_REFUSED = /alert bad certificate|certificate required|alert unknown ca|alert handshake failure/i;
 
 export function describeEtcdError(e: unknown, ctx: ErrorContext): EtcdSourceError {
@@ -69,6 +71,9 @@ export function describeEtcdError(e: unknown, ctx: ErrorContext): EtcdSourceErro
   }
   if (err instanceof EtcdPermissionDeniedError) {
     return make('permission', `etcd user "${ctx.user ?? ''}" may not read ${ctx.key} at ${where}: permission denied`);
+  }
+  if (NOT_TLS.test(err.message)) {
+    return make('tls', `TLS handshake with ${where} failed: the server closed the connection or does not speak TLS (${detail}); for a plain etcd write http:// (an endpoint without a scheme uses TLS, as in the original)`);
   }
   if (TLS_PATTERN.test(err.message)) {
     return CLIENT_CERT_REFUSED.test(err.message)

@@ -32,7 +32,7 @@ import type { Etcd3 } from 'etcd3';
 import type { Config } from '../config/schema.js';
 import type { Logger } from '../log.js';
 import { Backoff } from '../backoff.js';
-import { buildEtcdClient } from './etcd-client.js';
+import { buildEtcdClient, effectiveEtcdHosts } from './etcd-client.js';
 import type { EndpointHealth } from './etcd-endpoints.js';
 import { describeEtcdError, type EtcdSourceError } from './etcd-errors.js';
 import { LeaseTracker, NO_LEASE, queryLeaseDeadline } from './etcd-lease.js';
@@ -105,8 +105,13 @@ export class EtcdLeaderSource implements LeaderSource {
   constructor(private readonly opts: EtcdSourceOptions, private readonly log: Logger) {
     // Reads the TLS files now: a missing file is a configuration error, not an outage.
     const built = buildEtcdClient(opts);
-    if ((opts.caFile || opts.certFile) && !opts.endpoints.some((e) => e.startsWith('https:'))) {
-      log.warn({ endpoints: opts.endpoints }, 'etcd: TLS files are set but no endpoint is https://; they are not used');
+    const { secure, hosts } = effectiveEtcdHosts(opts.endpoints);
+    if ((opts.caFile || opts.certFile) && !secure) {
+      log.warn({ endpoints: opts.endpoints }, 'etcd: TLS files are set but the endpoints are http://; they are not used');
+    }
+    if (opts.endpoints.some((e) => (secure ? e.startsWith('http://') : !e.startsWith('http://')))) {
+      // etcd's Go client (the original's) does the same: one transport, from the first endpoint.
+      log.warn({ endpoints: hosts }, `etcd: dcs-endpoints mix schemes; every endpoint is dialled with the first one's (${secure ? 'https' : 'http'}), as in the original`);
     }
     this.client = built.client;
     this.health = built.endpoints;

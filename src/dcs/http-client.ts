@@ -1,33 +1,19 @@
 // A small HTTP(S) client for the DCS sources that speak HTTP (Consul, Patroni REST): a list of
 // endpoints with failover to the next when one cannot answer, explicit timeouts per request
 // (a short one for connecting, so a dead endpoint is left quickly, and one for the whole
-// answer), and TLS from the etcd-* files as the Go original does.
+// answer), and TLS from the etcd-* files verified as the Go original verifies (tls-trust.ts).
 //
 // Built on node:http/node:https rather than the global fetch: Node 20's fetch takes neither a
 // per-request CA nor a client certificate without importing undici's Agent, and undici is not
 // a direct dependency. node:https takes `ca`, `cert` and `key` on an Agent, and its socket
 // events let us time the connect phase separately from the (possibly long) blocking answer.
-import { readFileSync } from 'node:fs';
 import http from 'node:http';
 import https from 'node:https';
 import type { Socket } from 'node:net';
-import tls from 'node:tls';
 import type { Logger } from '../log.js';
+import { clientSecureContext, readTlsFiles, type TlsFiles } from './tls-trust.js';
 
-export interface TlsFiles {
-  /** Added to Node's root CAs (it does not replace them), as the Go original's x509 pool does. */
-  caFile?: string | undefined;
-  certFile?: string | undefined;
-  keyFile?: string | undefined;
-}
-
-/** A TLS file named in the configuration cannot be read: a startup error, never retried. */
-export class DcsTlsConfigError extends Error {
-  constructor(message: string, options?: ErrorOptions) {
-    super(message, options);
-    this.name = 'DcsTlsConfigError';
-  }
-}
+export { DcsTlsConfigError, type TlsFiles } from './tls-trust.js';
 
 export type EndpointFailureKind =
   | 'refused' | 'connect-timeout' | 'response-timeout' | 'tls' | 'dns' | 'network' | 'rejected';
@@ -147,20 +133,9 @@ const TLS_CODES = new Set([
   'CERT_UNTRUSTED', 'CERT_REJECTED', 'CERT_SIGNATURE_FAILURE', 'ERR_TLS_CERT_ALTNAME_INVALID', 'HOSTNAME_MISMATCH',
 ]);
 
-function readTlsFile(path: string, what: string): Buffer {
-  try {
-    return readFileSync(path);
-  } catch (e) {
-    throw new DcsTlsConfigError(`cannot read ${what} ${path}: ${(e as Error).message}`, { cause: e });
-  }
-}
-
 function httpsAgentOptions(files: TlsFiles): https.AgentOptions {
-  const opts: https.AgentOptions = { keepAlive: true };
-  if (files.caFile) opts.ca = [...tls.rootCertificates, readTlsFile(files.caFile, 'etcd-ca-file').toString('utf8')];
-  if (files.certFile) opts.cert = readTlsFile(files.certFile, 'etcd-cert-file');
-  if (files.keyFile) opts.key = readTlsFile(files.keyFile, 'etcd-key-file');
-  return opts;
+  // One context for every connection. node:https sends no SNI for an IP host by itself.
+  return { keepAlive: true, secureContext: clientSecureContext(readTlsFiles(files), files.alsoDefaultRoots) };
 }
 
 function classify(endpoint: string, err: NodeJS.ErrnoException, reusedSocket: boolean, caFile: string | undefined): EndpointError {
@@ -168,6 +143,11 @@ function classify(endpoint: string, err: NodeJS.ErrnoException, reusedSocket: bo
   const opts = { cause: err, reusedSocket, code };
   if (code === 'ECONNREFUSED') return new EndpointError(endpoint, 'refused', 'connection refused', opts);
   if (code === 'ENOTFOUND' || code === 'EAI_AGAIN') return new EndpointError(endpoint, 'dns', `cannot resolve host (${code})`, opts);
+  // A plain HTTP server answering our ClientHello: OpenSSL cannot parse its reply as a record.
+  const notTls = /wrong version number|packet length too long/.exec(err.message);
+  if (notTls) {
+    return new EndpointError(endpoint, 'tls', `TLS handshake failed: the server does not speak TLS (${notTls[0]}); write http:// for a plain endpoint`, opts);
+  }
   if (TLS_CODES.has(code) || code.startsWith('ERR_TLS_') || code.startsWith('ERR_SSL_')) {
     const hint = caFile ? `is ${caFile} (etcd-ca-file) the CA that signed the server certificate?`
       : 'set etcd-ca-file to the CA that signed the server certificate';

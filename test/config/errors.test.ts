@@ -24,7 +24,7 @@ describe('bad input: exact error lines', () => {
     ['IPv6 netmask 64 is fine but negative is not', ['--ip', '2001:db8::10', '--netmask', '-64', ...MIN.slice(4)], {}, ['netmask: -64 from flag --netmask is out of range; expected 1-128 for the IPv6 address 2001:db8::10']],
     ['unknown dcs-type', [...MIN, '--dcs-type', 'zookeeper'], {}, ['dcs-type: "zookeeper" from flag --dcs-type is not valid; expected one of etcd, consul, patroni']],
     ['unknown manager-type (the original falls back to basic; we refuse)', [...MIN], { VIP_MANAGER_TYPE: 'aws' }, ['manager-type: "aws" from env VIP_MANAGER_TYPE is not valid; expected one of basic, hetzner, hetzner-cloud']],
-    ['endpoint that is not an http(s) URL', [...MIN, '--dcs-endpoints', 'http://ok:2379,etcd1:2379'], {}, ['dcs-endpoints: ["http://ok:2379","etcd1:2379"] (element "etcd1:2379") from flag --dcs-endpoints is not valid; expected an http:// or https:// URL']],
+    ['endpoint that is not an http(s) URL', [...MIN, '--dcs-endpoints', 'http://ok:2379,ftp://etcd1:2379'], {}, ['dcs-endpoints: ["http://ok:2379","ftp://etcd1:2379"] (element "ftp://etcd1:2379") from flag --dcs-endpoints is not valid; expected an http:// or https:// URL (etcd also takes host:port)']],
     ['non-numeric duration', [...MIN, '--interval', 'soon'], {}, ['interval: "soon" from flag --interval is not valid; expected a whole number']],
     ['zero duration', [...MIN, '--retry-after', '0'], {}, ['retry-after: 0 from flag --retry-after is not valid; expected a positive whole number of milliseconds']],
     ['negative count', [...MIN], { VIP_RETRY_NUM: '-1' }, ['retry-num: -1 from env VIP_RETRY_NUM is not valid; expected a positive whole number of attempts']],

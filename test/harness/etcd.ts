@@ -234,8 +234,10 @@ export async function startEtcd(opts: StartEtcdOptions = {}): Promise<EtcdServer
   ];
   if (opts.enableV2) args.push('--enable-v2=true');
   if (opts.tls) {
-    args.push('--cert-file', opts.tls.serverCert, '--key-file', opts.tls.serverKey, '--trusted-ca-file', opts.tls.ca);
-    if (opts.clientCertAuth) args.push('--client-cert-auth');
+    args.push('--cert-file', opts.tls.serverCert, '--key-file', opts.tls.serverKey);
+    // etcd 3.4 refuses clients without a certificate once --trusted-ca-file is set, so server
+    // TLS alone (the original's cacert test) leaves it out.
+    if (opts.clientCertAuth) args.push('--trusted-ca-file', opts.tls.ca, '--client-cert-auth');
   }
   args.push(...(opts.extraArgs ?? []));
 

@@ -1,0 +1,59 @@
+// gRPC channel credentials for etcd over TLS, from a SecureContext (tls-trust.ts), that send
+// SNI only for host names. grpc-js's own secure credentials always set the TLS ServerName to the
+// endpoint's host, so an endpoint written as an IP address (the usual way for etcd) makes Node
+// print "DeprecationWarning: Setting the TLS ServerName to an IP address is not permitted by
+// RFC 6066" to stderr, and sends the IP as SNI, which Go's client (the original) never does.
+// Verification is unchanged: Node checks the certificate against `host` (IP SANs for an IP).
+import type { Socket } from 'node:net';
+import { isIP } from 'node:net';
+import { connect, type SecureContext } from 'node:tls';
+import { CallCredentials, ChannelCredentials, experimental, type ChannelOptions } from '@grpc/grpc-js';
+
+type GrpcUri = experimental.GrpcUri;
+type SecureConnector = experimental.SecureConnector;
+
+/** The host the server certificate must be valid for, from the channel's target. */
+export function targetHost(target: GrpcUri, options: ChannelOptions): string {
+  // Behind an HTTP CONNECT proxy (grpc_proxy / https_proxy) the channel's target is the proxy;
+  // grpc-js keeps the server's own target in this option, as "dns:host:port".
+  const proxied: unknown = options['grpc.http_connect_target'];
+  const authority = typeof proxied === 'string' ? proxied.replace(/^dns:(\/\/[^/]*\/)?/, '') : target.path;
+  return experimental.splitHostPort(authority)?.host ?? authority;
+}
+
+export class EtcdTlsCredentials extends ChannelCredentials {
+  constructor(private readonly context: SecureContext) {
+    super();
+  }
+
+  _isSecure(): boolean {
+    return true;
+  }
+
+  _equals(other: ChannelCredentials): boolean {
+    return other === this;
+  }
+
+  _createSecureConnector(target: GrpcUri, options: ChannelOptions, callCredentials?: CallCredentials): SecureConnector {
+    const host = targetHost(target, options);
+    const context = this.context;
+    const perCall = callCredentials ?? CallCredentials.createEmpty();
+    return {
+      connect: (socket: Socket) => new Promise((resolve, reject) => {
+        const tlsSocket = connect({
+          socket, secureContext: context, host, ALPNProtocols: ['h2'],
+          // RFC 6066: SNI carries host names only. Without servername Node verifies against host.
+          ...(isIP(host) === 0 ? { servername: host } : {}),
+        }, () => {
+          // rejectUnauthorized (the default) already fails the handshake; this is a second lock.
+          if (!tlsSocket.authorized) reject(tlsSocket.authorizationError);
+          else resolve({ socket: tlsSocket, secure: true });
+        });
+        tlsSocket.on('error', reject);
+      }),
+      waitForReady: () => Promise.resolve(),
+      getCallCredentials: () => perCall,
+      destroy: () => undefined,
+    };
+  }
+}
