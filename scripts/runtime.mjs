@@ -5,7 +5,7 @@
 //   node scripts/runtime.mjs bump VERSION [--npm VERSION]  move the pin to a new release
 //                                                          (`npm run bump-runtime VERSION`)
 import { execFileSync } from 'node:child_process';
-import { cpSync, existsSync, mkdirSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { cpSync, existsSync, mkdirSync, renameSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { ARCHES, hostArch } from '../packaging/lib/arch.mjs';
@@ -58,7 +58,7 @@ function install(prefix) {
     symlinkSync('../lib/node_modules/npm/bin/npm-cli.js', join(tmp, 'bin', 'npm'));
     symlinkSync('../lib/node_modules/npm/bin/npx-cli.js', join(tmp, 'bin', 'npx'));
     rmSync(root, { recursive: true, force: true });
-    execFileSync('mv', [tmp, root]);
+    renameSync(tmp, root);
   }
   console.log(bin);
 }

@@ -15,7 +15,14 @@ cd "$(dirname "$0")/.."
 # copies the checkout's files into a stock root).
 packages=(etcd-server etcd-client iproute2 iputils-ping openssl tcpdump systemd rpm binutils git
   debootstrap qemu-user-static libc6-arm64-cross libstdc++6-arm64-cross
-  patroni python3-etcd postgresql-15 postgresql-client-15 prometheus man-db groff-base)
+  patroni python3-etcd prometheus man-db groff-base)
+# PostgreSQL for the Patroni bed: 15 on Debian 12 (what it was measured with), the
+# distribution's own major elsewhere (Debian 13 has 17 only).
+if [[ "$(. /etc/os-release && echo "${VERSION_CODENAME:-}")" == bookworm ]]; then
+  packages+=(postgresql-15 postgresql-client-15)
+else
+  packages+=(postgresql postgresql-client)
+fi
 if [[ "${1:-}" == "--bench" ]]; then packages+=(vip-manager); fi
 
 if [[ $(id -u) -ne 0 ]]; then

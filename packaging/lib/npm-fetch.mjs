@@ -51,8 +51,20 @@ export function fetchTarball(name, version, integrity) {
   }
 }
 
-/** Extracts members of a tarball (paths inside it, e.g. "package/bin/node") into dir. */
-export function extract(tarball, dir, members = []) {
-  mkdirSync(dir, { recursive: true });
-  execFileSync('tar', ['-xzf', tarball, '-C', dir, '--no-same-owner', ...members], { stdio: ['ignore', 'ignore', 'inherit'] });
+/**
+ * name@version's verified tarball unpacked into the cache (all of it, or only `members`, paths
+ * inside it such as "package/bin/node"); returns its package/ directory. Unpacked beside and
+ * renamed into place, so a directory that exists is complete.
+ */
+export function unpacked(name, version, integrity, members = []) {
+  const dir = join(cacheDir(), 'unpacked', `${name.replace(/^@/, '').replace('/', '-')}-${version}`);
+  if (!existsSync(dir)) {
+    const tgz = fetchTarball(name, version, integrity);
+    const tmp = `${dir}.tmp-${process.pid}`;
+    rmSync(tmp, { recursive: true, force: true });
+    mkdirSync(tmp, { recursive: true });
+    execFileSync('tar', ['-xzf', tgz, '-C', tmp, '--no-same-owner', ...members], { stdio: ['ignore', 'ignore', 'inherit'] });
+    renameSync(tmp, dir);
+  }
+  return join(dir, 'package');
 }

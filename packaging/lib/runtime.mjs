@@ -1,11 +1,10 @@
 // The pinned Node.js runtime (packaging/runtime.json): the official builds, published on the npm
 // registry as node-linux-<arch>, fetched and verified, unpacked once per version and arch.
 // Node 18-compatible (see npm-fetch.mjs).
-import { existsSync, readFileSync, renameSync, rmSync } from 'node:fs';
-import { join } from 'node:path';
+import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { archByName } from './arch.mjs';
-import { cacheDir, extract, fetchTarball } from './npm-fetch.mjs';
+import { unpacked } from './npm-fetch.mjs';
 
 const PIN_FILE = fileURLToPath(new URL('../runtime.json', import.meta.url));
 
@@ -28,26 +27,10 @@ export function runtimePackage(arch) {
  */
 export function fetchRuntime(arch, pin = readPin()) {
   const name = runtimePackage(arch);
-  const dir = join(cacheDir(), 'runtime', `${name}-${pin.node}`);
-  if (existsSync(join(dir, 'package', 'bin', 'node'))) return join(dir, 'package');
-  const tgz = fetchTarball(name, pin.node, pin.integrity[name]);
-  const tmp = `${dir}.tmp-${process.pid}`;
-  rmSync(tmp, { recursive: true, force: true });
-  extract(tgz, tmp, ['package/bin/node', 'package/LICENSE']);
-  rmSync(dir, { recursive: true, force: true });
-  renameSync(tmp, dir);
-  return join(dir, 'package');
+  return unpacked(name, pin.node, pin.integrity[name], ['package/bin/node', 'package/LICENSE']);
 }
 
 /** The pinned npm's package directory (package/bin/npm-cli.js inside), for scripts/setup.sh. */
 export function fetchNpm(pin = readPin()) {
-  const dir = join(cacheDir(), 'runtime', `npm-${pin.npm}`);
-  if (existsSync(join(dir, 'package', 'bin', 'npm-cli.js'))) return join(dir, 'package');
-  const tgz = fetchTarball('npm', pin.npm, pin.integrity.npm);
-  const tmp = `${dir}.tmp-${process.pid}`;
-  rmSync(tmp, { recursive: true, force: true });
-  extract(tgz, tmp);
-  rmSync(dir, { recursive: true, force: true });
-  renameSync(tmp, dir);
-  return join(dir, 'package');
+  return unpacked('npm', pin.npm, pin.integrity.npm);
 }

@@ -30,11 +30,11 @@ export interface InstanceFiles {
   warnings: string[];
 }
 
-export function resolveInstance(name: string, paths: InstancePaths = instancePaths(name), exists: (p: string) => boolean = existsSync): InstanceFiles {
+export function resolveInstance(name: string, paths: InstancePaths = instancePaths(name)): InstanceFiles {
   const bad = instanceNameProblem(name);
   if (bad) return { configFile: undefined, problems: [bad], warnings: [] };
-  const yaml = exists(paths.yaml);
-  const vip = exists(paths.vip);
+  const yaml = existsSync(paths.yaml);
+  const vip = existsSync(paths.vip);
   if (!yaml && !vip) {
     return { configFile: undefined, problems: [`instance ${name}: neither ${paths.yaml} nor ${paths.vip} exists; create one of them`], warnings: [] };
   }

@@ -164,7 +164,7 @@ describe('daemon: follows the etcd leader key', { concurrency: false }, () => {
     await stopAll(bed);
   });
 
-  test('1,000 changes of the key within a second: the final state is right and reached promptly', async () => {
+  test('1,000 changes of the key in a burst: the final state is right and reached promptly', async () => {
     await bed.kv.put(KEY).value('n2');
     await bed.start(0);
     await bed.start(1);
@@ -173,7 +173,10 @@ describe('daemon: follows the etcd leader key', { concurrency: false }, () => {
     const t = performance.now();
     await Promise.all(Array.from({ length: 1000 }, (_, i) => bed.kv.put(KEY).value(values[i % values.length]!)));
     const wrote = performance.now() - t;
-    assert.ok(wrote < 1000, `1000 puts took ${wrote.toFixed(0)} ms`);
+    // The burst is the test's own load, not the daemon's behaviour: 1000 puts took under a second
+    // on an idle 2-core machine, but 1.5-2.4 s beside other test files under load. Any rate above
+    // 200 changes/s is still a burst next to a reaction of milliseconds.
+    assert.ok(wrote < 5000, `1000 puts took ${wrote.toFixed(0)} ms: not a burst`);
     const final = (await bed.kv.get(KEY).string())!;
     const holder = final === 'n1' ? 0 : final === 'n2' ? 1 : null;
     const settled = await eventually(`final state (${final})`, () =>

@@ -5,6 +5,7 @@
 // SIGINT/SIGTERM, and, for leftovers of a dead test process, by the sweep at the next start.
 import { execFileSync, spawn, type ChildProcess, type SpawnOptions } from 'node:child_process';
 import { existsSync, readdirSync } from 'node:fs';
+import { pidAlive } from './pid.js';
 
 const PREFIX = 'vmt';
 let counter = 0;
@@ -23,15 +24,6 @@ export function requireNetnsPrivileges(): void {
 
 function run(args: string[]): string {
   return execFileSync('ip', args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
-}
-
-function pidAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (e) {
-    return (e as NodeJS.ErrnoException).code === 'EPERM';
-  }
 }
 
 /** Removes namespaces left by test processes that are gone (a crash or a SIGKILL). */

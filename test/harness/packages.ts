@@ -10,6 +10,7 @@ import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
+import { pidAlive } from './pid.js';
 
 const REPO = fileURLToPath(new URL('../../../', import.meta.url));
 const BUILD_TIMEOUT_MS = 10 * 60_000;
@@ -21,15 +22,6 @@ function buildKey(): string {
   const info = readFileSync(join(REPO, 'dist', 'build-info.json'), 'utf8');
   const pin = readFileSync(join(REPO, 'packaging', 'runtime.json'), 'utf8');
   return createHash('sha256').update(info).update(pin).digest('hex').slice(0, 12);
-}
-
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (e) {
-    return (e as NodeJS.ErrnoException).code === 'EPERM';
-  }
 }
 
 const memo = new Map<string, Promise<string>>();
@@ -62,7 +54,7 @@ async function build(kind: PackageKind, arch: PackageArch): Promise<string> {
     } catch {
       let owner = 0;
       try { owner = Number(readFileSync(join(lock, 'pid'), 'utf8').trim()); } catch { /* just taken: its pid follows */ }
-      if (owner && !alive(owner)) rmSync(lock, { recursive: true, force: true });
+      if (owner && !pidAlive(owner)) rmSync(lock, { recursive: true, force: true });
       if (Date.now() > deadline) throw new Error(`waited ${BUILD_TIMEOUT_MS / 1000} s for another test process to build the ${arch} ${kind}`);
       await sleep(500);
       continue;

@@ -34,7 +34,7 @@
 // Teardown is complete on success, failure and interrupt: every process in the bed's namespaces
 // is killed (ip netns pids), the namespaces deleted, the data dirs removed.
 import { execFileSync, type ChildProcess } from 'node:child_process';
-import { chownSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { chownSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { request as httpRequest } from 'node:http';
 import { basename, dirname, join } from 'node:path';
 import { createInterface } from 'node:readline';
@@ -49,7 +49,16 @@ import { pgQuery, PgError } from './pgwire.js';
 export const VIP = '203.0.113.100';
 export const VIP_NETMASK = 24;
 export const VIP_CIDR = `${VIP}/${VIP_NETMASK}`;
-export const PG_BIN = '/usr/lib/postgresql/15/bin';
+/**
+ * The PostgreSQL server scripts/setup.sh installed: 15 on Debian 12, the distribution's own
+ * major elsewhere (17 on Debian 13); the newest when several are there.
+ */
+function findPgBin(): string {
+  const base = '/usr/lib/postgresql';
+  const majors = existsSync(base) ? readdirSync(base).filter((d) => /^\d+$/.test(d) && existsSync(`${base}/${d}/bin/postgres`)).map(Number) : [];
+  return `${base}/${majors.length > 0 ? Math.max(...majors) : 15}/bin`;
+}
+export const PG_BIN = findPgBin();
 export const PATRONI = '/usr/bin/patroni';
 export const PATRONICTL = '/usr/bin/patronictl';
 export const DEBIAN_VIP_MANAGER = '/usr/bin/vip-manager';
@@ -223,7 +232,7 @@ function postgresUser(): { uid: number; gid: number } {
 
 export function requirePatroni(): void {
   requireNetnsPrivileges();
-  for (const [f, pkg] of [[PATRONI, 'patroni'], [PATRONICTL, 'patroni'], [`${PG_BIN}/postgres`, 'postgresql-15'], ['/usr/bin/psql', 'postgresql-client-15']] as const) {
+  for (const [f, pkg] of [[PATRONI, 'patroni'], [PATRONICTL, 'patroni'], [`${PG_BIN}/postgres`, 'postgresql'], ['/usr/bin/psql', 'postgresql-client']] as const) {
     if (!existsSync(f)) throw new Error(`this test needs ${f}: apt-get install ${pkg} (scripts/setup.sh installs it)`);
   }
   postgresUser();

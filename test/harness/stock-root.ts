@@ -19,6 +19,7 @@ import { spawn, spawnSync, type SpawnSyncReturns } from 'node:child_process';
 import { chmodSync, cpSync, existsSync, lstatSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, readlinkSync, renameSync, rmSync, unlinkSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import type { Netns } from './netns.js';
+import { pidAlive } from './pid.js';
 
 export type Suite = 'bookworm' | 'trixie';
 
@@ -87,16 +88,6 @@ function must(cmd: string, args: string[], what: string): string {
   if (r.error) throw new Error(`${what}: cannot run ${cmd}: ${r.error.message}`);
   if (r.status !== 0) throw new Error(`${what}: \`${cmd} ${args.join(' ')}\` failed (${r.status}): ${r.stderr.trim()}`);
   return r.stdout;
-}
-
-/** Whether `pid` runs (a zombie, killed but not yet reaped, does not). */
-function pidAlive(pid: number): boolean {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3) !== 'Z';
-  } catch {
-    return false;
-  }
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -1,15 +1,15 @@
-// The README's first step on a fresh machine: a stock Debian 12 root (debootstrap
-// --variant=minbase, no Node.js at all) gets this repository's source files, and
-// `bash scripts/setup.sh` must leave a working Node.js (20 or newer) on PATH and a built daemon
-// whose --version runs on it. Needs root, debootstrap, a Debian mirror in the host's apt sources,
+// The README's first step on a fresh machine: a stock Debian 12 and a stock Debian 13 root
+// (debootstrap --variant=minbase, no Node.js at all) get this repository's source files, and
+// `bash scripts/setup.sh` must leave the pinned runtime (packaging/runtime.json) as `node` on
+// PATH and a built daemon whose --version runs on it. Needs root, debootstrap, a Debian mirror in the host's apt sources,
 // and network access to the package registries (apt and npm) from the root.
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { cpSync, existsSync } from 'node:fs';
+import { cpSync, existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
-import { assertRan, hostNetworkEnv, openStockRoot, type RunResult, type StockRoot } from '../harness/stock-root.js';
+import { assertRan, hostNetworkEnv, openStockRoot, type RunResult, type StockRoot, type Suite } from '../harness/stock-root.js';
 
 const REPO = fileURLToPath(new URL('../../../', import.meta.url));
 const CHECKOUT = '/root/vip-manager';
@@ -24,13 +24,15 @@ function sourceFiles(): string[] {
   return r.stdout.split('\0').filter((f) => f !== '' && !/^(node_modules|dist|build)\//.test(f) && existsSync(join(REPO, f)));
 }
 
-describe('scripts/setup.sh in a stock Debian bookworm root without Node.js', () => {
+const PIN = (JSON.parse(readFileSync(join(REPO, 'packaging/runtime.json'), 'utf8')) as { node: string }).node;
+
+for (const suite of ['bookworm', 'trixie'] as const satisfies readonly Suite[]) describe(`scripts/setup.sh in a stock Debian ${suite} root without Node.js`, () => {
   let root: StockRoot | undefined;
   let setup: RunResult;
 
   before(async () => {
     // setup.sh runs apt-get itself, outside StockRoot.apt()'s turn-taking on the shared cache.
-    root = await openStockRoot('bookworm', { archiveCache: 'bookworm-setup' });
+    root = await openStockRoot(suite, { archiveCache: `${suite}-setup` });
     const none = await root.run(['sh', '-c', 'command -v node nodejs npm']);
     assert.equal(none.stdout, '', 'the stock root already has Node.js');
     const files = sourceFiles();
@@ -43,7 +45,7 @@ describe('scripts/setup.sh in a stock Debian bookworm root without Node.js', () 
   after(() => root?.close());
 
   it('bash scripts/setup.sh succeeds', () => {
-    assertRan(setup, 'bash scripts/setup.sh in the bookworm root');
+    assertRan(setup, `bash scripts/setup.sh in the ${suite} root`);
   });
 
   it('leaves a Node.js 20 or newer as `node` on PATH, and the built daemon\'s --version runs on it', async () => {
@@ -51,6 +53,9 @@ describe('scripts/setup.sh in a stock Debian bookworm root without Node.js', () 
     const node = which.stdout.trim();
     const version = assertRan(await root!.run([node, '-p', 'process.versions.node']), `${node} -p process.versions.node`).stdout.trim();
     assert.ok(Number(version.split('.')[0]) >= 20, `${node} is Node.js ${version}, older than 20`);
+    // No Node.js was there before: setup installs the one the packages embed, even where the
+    // distribution's own would do (Debian 13 ships 20).
+    assert.equal(version, PIN, `${node} is not the pinned runtime`);
     const r = assertRan(await root!.run(['node', 'bin/vip-manager.js', '--version'], { cwd: CHECKOUT }), 'node bin/vip-manager.js --version');
     assert.match(r.stdout, new RegExp(`Node\\.js v?${version.replace(/\./g, '\\.')}\\b`), `--version does not report the runtime it runs on (${version}):\n${r.stdout}`);
   });
