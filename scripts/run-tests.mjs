@@ -1,17 +1,21 @@
 // Runs every compiled test file (dist/test/**/*.test.js) with Node's test runner.
 // Arguments filter by path substring: `npm test -- net/ config/`.
 // The e2e suite (dist/test/e2e) runs only when asked for: `npm run test:e2e`.
-import { spawnSync } from 'node:child_process';
+//
+// Two phases. First the packaging files (dist/test/packaging, ops/packages): they build the
+// packages (xz on both cores) and install hundreds of Debian packages into stock roots, load
+// that would otherwise sit beside tests that bound how fast a daemon reacts. Then the rest.
+// Each phase runs two files at a time; the closing line adds both phases up.
+import { spawn } from 'node:child_process';
 import { readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
+import { createInterface } from 'node:readline';
 
 const filters = process.argv.slice(2);
 const e2e = process.env.VIP_TEST_E2E === '1';
 
-/**
- * The longest files start first (the stock-Debian-root tests install packages in a chroot for
- * minutes): with two files at a time, one of them then no longer runs alone at the end.
- */
+const HEAVY = ['/packaging/', '/ops/packages.test.js'];
+/** Within a phase the longest files start first, so that none runs alone at the end. */
 const SLOW_FIRST = ['packaging/fresh-setup', 'packaging/upgrade', 'packaging/stock-install', 'ops/packages', 'patroni/'];
 const slowRank = (f) => {
   const i = SLOW_FIRST.findIndex((s) => f.includes(`/${s}`));
@@ -35,10 +39,32 @@ if (files.length === 0) {
   console.error(`no test files match ${filters.join(' ') || '(all)'}`);
   process.exit(1);
 }
-// Two files at a time: most tests wait on etcd or the kernel, not the CPU, and the
-// namespace and port names they use are unique per process.
-// Node 20 applies --test-timeout to each whole file. The packaging tests install a few hundred
-// Debian packages into stock roots; on a cold cache (two debootstraps, ~500 MB of downloads)
-// the set-up test alone takes several minutes.
-const r = spawnSync(process.execPath, ['--test', '--test-concurrency=2', '--test-timeout=1200000', ...files], { stdio: 'inherit' });
-process.exit(r.status ?? 1);
+const heavy = files.filter((f) => HEAVY.some((h) => f.includes(h)));
+const rest = files.filter((f) => !heavy.includes(f));
+
+/** Runs one phase, passing its TAP through, and returns its counts from the runner's summary. */
+function phase(list) {
+  return new Promise((resolve) => {
+    // Two files at a time: most tests wait on etcd or the kernel, not the CPU, and the
+    // namespace and port names they use are unique per process. Node 20 applies
+    // --test-timeout to each whole file: the set-up test alone takes minutes on a cold cache
+    // (two debootstraps, ~500 MB of downloads).
+    const child = spawn(process.execPath, ['--test', '--test-reporter=tap', '--test-concurrency=2', '--test-timeout=1200000', ...list], { stdio: ['ignore', 'pipe', 'inherit'] });
+    const counts = { pass: 0, fail: 0, skipped: 0, todo: 0, cancelled: 0 };
+    createInterface({ input: child.stdout }).on('line', (line) => {
+      process.stdout.write(`${line}\n`);
+      const m = /^# (pass|fail|skipped|todo|cancelled) (\d+)$/.exec(line);
+      if (m) counts[m[1]] = Number(m[2]);
+    });
+    child.on('close', (code, signal) => resolve({ ...counts, ok: code === 0, how: code ?? signal }));
+  });
+}
+
+const results = [];
+for (const list of [heavy, rest]) if (list.length > 0) results.push(await phase(list));
+const sum = (k) => results.reduce((a, r) => a + r[k], 0);
+const failed = sum('fail') + sum('cancelled');
+const ok = results.every((r) => r.ok) && failed === 0 && sum('pass') > 0;
+if (!results.every((r) => r.ok) && failed === 0) console.error(`the test runner exited with ${results.map((r) => r.how).join(', ')}`);
+console.log(`tests: ${sum('pass')} passed, ${failed} failed${sum('skipped') + sum('todo') > 0 ? `, ${sum('skipped') + sum('todo')} skipped` : ''}`);
+process.exit(ok ? 0 : 1);
