@@ -1,9 +1,12 @@
 // Structured logging: pino, readable single lines by default (journald adds its own
 // timestamps, but lines are also read from files, so they keep theirs), JSON on request.
 // Secrets never reach the logger: configuration is logged only through config/render.ts,
-// which masks them, and the redact list below is a second line of defence.
+// which masks them, and the redact list below is a second line of defence. A third: every
+// line is scrubbed of the registered secret values (ops/redact.ts) just before it is written,
+// which catches a secret inside free text, such as a server's error body echoing a header.
 import pino, { type Logger } from 'pino';
 import pretty from 'pino-pretty';
+import { scrubLogLine } from './ops/redact.js';
 
 export type { Logger };
 
@@ -20,7 +23,7 @@ export function createLogger(opts: LogOptions): Logger {
   const level = opts.verbose ? 'debug' : 'info';
   const dest = opts.destination ?? process.stderr;
   if (opts.format === 'json') {
-    return pino({ level, base: { pid: process.pid }, redact: { paths: REDACT, censor: '*****' } }, dest as pino.DestinationStream);
+    return pino({ level, base: { pid: process.pid }, redact: { paths: REDACT, censor: '*****' }, hooks: { streamWrite: scrubLogLine } }, dest as pino.DestinationStream);
   }
   const stream = pretty({
     destination: dest,
@@ -30,7 +33,7 @@ export function createLogger(opts: LogOptions): Logger {
     translateTime: 'SYS:yyyy-mm-dd HH:MM:ss.l',
     ignore: 'pid,hostname',
   });
-  return pino({ level, base: undefined, redact: { paths: REDACT, censor: '*****' } }, stream);
+  return pino({ level, base: undefined, redact: { paths: REDACT, censor: '*****' }, hooks: { streamWrite: scrubLogLine } }, stream);
 }
 
 /** A logger that drops everything: for unit tests of code that takes a logger. */

@@ -8,6 +8,9 @@ import { renderEffectiveConfig } from './config/render.js';
 import { versionText } from './version.js';
 
 export async function main(argv: readonly string[]): Promise<number> {
+  // Until the daemon's own handlers are in (daemon/signals.ts), Node would open its inspector on
+  // SIGUSR1: any listener replaces that handler.
+  process.on('SIGUSR1', () => {});
   const cli = parseCommandLine(argv);
   if (cli.help) {
     process.stdout.write(helpText());

@@ -1,6 +1,7 @@
 // Turns a raw value from any layer (a string from a flag or env, a YAML scalar or list from the
 // file) into the key's type. Failures say what was expected, in words a user can act on.
 import type { KeyDef } from './schema.js';
+import { showRaw } from './show.js';
 
 export type Coerced = { ok: true; value: unknown } | { ok: false; expected: string };
 
@@ -21,9 +22,12 @@ export function coerce(k: KeyDef, raw: unknown): Coerced {
       return s === undefined ? { ok: false, expected: 'expected a single value, not a list or mapping' } : { ok: true, value: s.trim() };
     }
     case 'integer': {
-      if (typeof raw === 'number' && Number.isInteger(raw)) return { ok: true, value: raw };
+      if (typeof raw === 'number' && Number.isSafeInteger(raw)) return { ok: true, value: raw };
       const s = scalarText(raw)?.trim();
-      if (s !== undefined && /^[+-]?\d+$/.test(s)) return { ok: true, value: Number(s) };
+      if (s !== undefined && /^[+-]?\d+$/.test(s)) {
+        // Beyond 2^53 a number is no longer the digits given; no key takes anything near it.
+        return Number.isSafeInteger(Number(s)) ? { ok: true, value: Number(s) } : { ok: false, expected: 'expected a whole number (this one is far too large)' };
+      }
       return { ok: false, expected: 'expected a whole number' };
     }
     case 'boolean': {
@@ -49,11 +53,8 @@ export function coerce(k: KeyDef, raw: unknown): Coerced {
   }
 }
 
-/** How a value is quoted in messages; secrets are never shown. */
+/** How a value is quoted in messages; secrets are never shown, long values are clipped. */
 export function showValue(k: KeyDef, raw: unknown): string {
   if (k.secret) return '*****';
-  if (Array.isArray(raw)) return JSON.stringify(raw);
-  if (typeof raw === 'string') return JSON.stringify(raw);
-  if (raw !== null && typeof raw === 'object') return JSON.stringify(raw);
-  return String(raw);
+  return showRaw(raw);
 }

@@ -2,6 +2,7 @@
 // for every legacy v1 name. Unknown VIP_* variables are almost always typos, so they warn.
 import { KEYS, envName } from './schema.js';
 import type { LayerResult, RawEntry } from './raw.js';
+import { clip } from './show.js';
 import { didYouMean } from './suggest.js';
 
 /** Variables with the VIP_ prefix that are not configuration keys. */
@@ -23,7 +24,7 @@ export function readEnv(env: NodeJS.ProcessEnv): LayerResult {
     if (!name.startsWith('VIP_') || value === undefined || NON_KEY_VARIABLES.has(name)) continue;
     const hit = known.get(name);
     if (hit === undefined) {
-      warnings.push(`env ${name} is not a configuration key and is ignored${didYouMean(name, [...known.keys()].filter((n) => !known.get(n)!.legacy))}`);
+      warnings.push(`env ${clip(name)} is not a configuration key and is ignored${didYouMean(name, [...known.keys()].filter((n) => !known.get(n)!.legacy))}`);
       continue;
     }
     if (hit.legacy) warnings.push(`env ${name} is a legacy name; use ${envName(hit.key)}`);

@@ -1,55 +1,181 @@
 // The YAML file given by --config (or VIP_CONFIG). Problems name the file and, for syntax
 // errors, the line and column; unknown keys warn with a suggestion instead of failing, as a
 // newer config on an older daemon should still start.
-import { readFileSync } from 'node:fs';
-import { LineCounter, isMap, isScalar, parseDocument } from 'yaml';
+//
+// The file is checked before it is parsed: only a regular file of at most MAX_CONFIG_BYTES is
+// read (a FIFO would hang, /dev/zero never ends, a huge file costs memory and time), and it
+// must be valid UTF-8 (decoding invalid bytes to U+FFFD would make different values equal).
+import { closeSync, constants, fstatSync, openSync, readSync, type Stats } from 'node:fs';
+import { isUtf8 } from 'node:buffer';
+import { LineCounter, isAlias, isMap, isScalar, parseDocument, type Document, type Node as YamlNode } from 'yaml';
 import { KEY_BY_NAME, LEGACY_NAMES } from './schema.js';
 import type { LayerResult, RawEntry } from './raw.js';
+import { clip } from './show.js';
 import { didYouMean } from './suggest.js';
 
-export function readConfigFile(path: string): LayerResult {
-  let text: string;
+/** A configuration file is a few KB; this is hundreds of times that. */
+export const MAX_CONFIG_BYTES = 1024 * 1024;
+
+/** Alias expansions allowed (YAML's &anchor/*alias): plenty for a config, none for a "billion laughs". */
+export const MAX_ALIAS_COUNT = 100;
+
+/** Unknown keys warned about one by one; the rest are counted in one line. */
+const MAX_UNKNOWN_KEY_WARNINGS = 20;
+
+export interface FileLayer extends LayerResult {
+  /** The file could not be read or parsed: it may have set keys nobody can see. */
+  readonly unreadable: boolean;
+}
+
+const refused = (problem: string): FileLayer => ({ entries: [], problems: [problem], warnings: [], unreadable: true });
+
+function kindOf(st: Stats): string {
+  if (st.isDirectory()) return 'a directory';
+  if (st.isFIFO()) return 'a FIFO';
+  if (st.isCharacterDevice()) return 'a character device';
+  if (st.isBlockDevice()) return 'a block device';
+  if (st.isSocket()) return 'a socket';
+  return 'not a regular file';
+}
+
+/** The file's bytes, or why it is refused. */
+function readBounded(path: string): Buffer | string {
+  let fd: number;
   try {
-    text = readFileSync(path, 'utf8');
+    // O_NONBLOCK: opening a FIFO for reading would otherwise wait for a writer, forever.
+    fd = openSync(path, constants.O_RDONLY | constants.O_NONBLOCK);
   } catch (e) {
     const err = e as NodeJS.ErrnoException;
-    const why = err.code === 'ENOENT' ? 'does not exist' : err.code === 'EACCES' ? 'is not readable (permission denied)' : err.code === 'EISDIR' ? 'is a directory' : `cannot be read (${err.code ?? err.message})`;
-    return { entries: [], problems: [`config file ${path} ${why}; expected a readable YAML file`], warnings: [] };
+    return err.code === 'ENOENT' ? 'does not exist' : err.code === 'EACCES' ? 'is not readable (permission denied)' : `cannot be read (${err.code ?? err.message})`;
   }
+  try {
+    const st = fstatSync(fd);
+    if (!st.isFile()) {
+      const what = kindOf(st);
+      return what === 'not a regular file' ? what : `is ${what}, not a regular file`;
+    }
+    if (st.size > MAX_CONFIG_BYTES) return `is ${st.size} bytes; a configuration file may have at most ${MAX_CONFIG_BYTES} bytes (1 MiB)`;
+    // Read one byte more than allowed: a file that grew after fstat is caught as well.
+    const buf = Buffer.alloc(MAX_CONFIG_BYTES + 1);
+    let n = 0;
+    for (let got = -1; got !== 0 && n < buf.length; n += got) got = readSync(fd, buf, n, buf.length - n, null);
+    if (n > MAX_CONFIG_BYTES) return `has more than ${MAX_CONFIG_BYTES} bytes; a configuration file may have at most ${MAX_CONFIG_BYTES} bytes (1 MiB)`;
+    return buf.subarray(0, n);
+  } catch (e) {
+    const err = e as NodeJS.ErrnoException;
+    return err.code === 'EISDIR' ? 'is a directory, not a regular file' : `cannot be read (${err.code ?? err.message})`;
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/** Line (1-based) of the first byte sequence that is not UTF-8. A newline byte is never inside a sequence. */
+function firstBadLine(bytes: Buffer): number {
+  let line = 1;
+  let start = 0;
+  while (start <= bytes.length) {
+    let end = bytes.indexOf(0x0a, start);
+    if (end < 0) end = bytes.length;
+    if (!isUtf8(bytes.subarray(start, end))) return line;
+    line++;
+    start = end + 1;
+  }
+  return line;
+}
+
+/** The YAML library's message, without its position (ours is in front) and its advice to programmers. */
+function yamlMessage(code: string, message: string): string {
+  if (code === 'MULTIPLE_DOCS') return 'more than one YAML document (a second "---" line); expected one mapping of keys';
+  return message
+    .split('\n')[0]!
+    .replace(/ at line \d+, column \d+:?$/, '')
+    .replace(/;? ?please use .*$/i, '')
+    .trim();
+}
+
+export function readConfigFile(path: string): FileLayer {
+  const shown = clip(path);
+  const bytes = readBounded(path);
+  if (typeof bytes === 'string') return refused(`config file ${shown} ${bytes}; expected a readable YAML file`);
+  if (!isUtf8(bytes)) return refused(`config file ${shown} line ${firstBadLine(bytes)}: not valid UTF-8; expected a UTF-8 text file`);
+  const text = bytes.toString('utf8');
   const lines = new LineCounter();
-  const doc = parseDocument(text, { lineCounter: lines, uniqueKeys: true, prettyErrors: true });
+  // uniqueKeys compares every key with every other (quadratic: 83 s for 1 MB of keys); the top
+  // level is checked below with a Set instead. Nested mappings are refused as values anyway.
+  // logLevel 'error': the library's warnings would go to process.emitWarning, i.e. to stderr as
+  // Node runtime warnings; they are shown as configuration warnings instead.
+  const doc = parseDocument(text, { lineCounter: lines, uniqueKeys: false, prettyErrors: true, logLevel: 'error' });
   if (doc.errors.length > 0) {
     return {
       entries: [],
       problems: doc.errors.map((e) => {
         const pos = e.linePos?.[0];
         const at = pos ? ` line ${pos.line} column ${pos.col}` : '';
-        return `config file ${path}${at}: YAML syntax error: ${e.message.split('\n')[0]!.replace(/ at line \d+, column \d+:?$/, '')}`;
+        return `config file ${shown}${at}: YAML syntax error: ${yamlMessage(e.code, e.message)}`;
       }),
       warnings: [],
+      unreadable: true,
     };
   }
   const root = doc.contents;
   if (root === null || (isScalar(root) && (root.value === null || root.value === ''))) {
-    return { entries: [], problems: [], warnings: [`config file ${path} is empty`] };
+    return { entries: [], problems: [], warnings: [`config file ${shown} is empty`], unreadable: false };
   }
   if (!isMap(root)) {
-    return { entries: [], problems: [`config file ${path}: the top level is not a mapping; expected "key: value" lines`], warnings: [] };
+    return refused(`config file ${shown}: the top level is not a mapping; expected "key: value" lines`);
+  }
+  const complexKey = root.items.find((pair) => !isScalar(pair.key) && !(isAlias(pair.key) && isScalar(pair.key.resolve(doc))));
+  if (complexKey !== undefined) {
+    const range = (complexKey.key as { range?: [number, number, number] } | null)?.range;
+    const pos = range ? lines.linePos(range[0]) : undefined;
+    return refused(`config file ${shown}${pos ? ` line ${pos.line} column ${pos.col}` : ''}: a key is a list or mapping; expected "key: value" lines with plain key names`);
+  }
+  let js: Record<string, unknown>;
+  try {
+    js = doc.toJS({ maxAliasCount: MAX_ALIAS_COUNT }) as Record<string, unknown>;
+  } catch (e) {
+    return refused(`config file ${shown}: ${clip((e as Error).message)}; expected at most ${MAX_ALIAS_COUNT} alias expansions`);
   }
   const entries: RawEntry[] = [];
-  const warnings: string[] = [];
+  const warnings: string[] = doc.warnings.map((w) => {
+    const pos = w.linePos?.[0];
+    return `config file ${shown}${pos ? ` line ${pos.line} column ${pos.col}` : ''}: ${yamlMessage(w.code, w.message)}`;
+  });
+  const problems: string[] = [];
+  const seen = new Map<string, number | undefined>();
+  let unknown = 0;
   for (const pair of root.items) {
-    const name = isScalar(pair.key) ? String(pair.key.value) : String(pair.key);
-    const line = isScalar(pair.key) && pair.key.range ? lines.linePos(pair.key.range[0]).line : undefined;
-    const where = `file ${path}${line ? ` line ${line}` : ''}`;
+    const keyNode = isAlias(pair.key) ? pair.key.resolve(doc) : pair.key;
+    const name = isScalar(keyNode) ? String(keyNode.value) : String(keyNode);
+    const pos = isScalar(pair.key) && pair.key.range ? lines.linePos(pair.key.range[0]) : undefined;
+    const where = `file ${shown}${pos ? ` line ${pos.line}` : ''}`;
+    if (seen.has(name)) {
+      const first = seen.get(name);
+      problems.push(`config file ${shown}${pos ? ` line ${pos.line} column ${pos.col}` : ''}: duplicate key ${clip(name)}${first ? ` (first on line ${first})` : ''}; expected each key once`);
+      continue;
+    }
+    seen.set(name, pos?.line);
     const current = KEY_BY_NAME.has(name) ? name : LEGACY_NAMES.get(name);
     if (current === undefined) {
-      warnings.push(`${where}: unknown key ${name} is ignored${didYouMean(name, KEY_BY_NAME.keys())}`);
+      if (++unknown <= MAX_UNKNOWN_KEY_WARNINGS) warnings.push(`${where}: unknown key ${clip(name)} is ignored${didYouMean(name, KEY_BY_NAME.keys())}`);
       continue;
     }
     if (current !== name) warnings.push(`${where}: ${name} is a legacy name; use ${current}`);
-    const value = pair.value === null ? null : (pair.value as { toJSON(): unknown }).toJSON();
-    entries.push({ key: current, raw: value, origin: { layer: 'file', name, where } });
+    entries.push({ key: current, raw: valueOf(pair.value as YamlNode | null, js[name], KEY_BY_NAME.get(current)!.kind === 'string', doc), origin: { layer: 'file', name, where } });
   }
-  return { entries, problems: [], warnings };
+  if (unknown > MAX_UNKNOWN_KEY_WARNINGS) warnings.push(`config file ${shown}: ${unknown - MAX_UNKNOWN_KEY_WARNINGS} more unknown keys are ignored`);
+  if (problems.length > 0) return { entries: [], problems, warnings, unreadable: true };
+  return { entries, problems: [], warnings, unreadable: false };
+}
+
+/**
+ * The value as the key reads it. A text key takes a plain scalar as written: YAML would turn
+ * `trigger-value: 0123` into 123 and `1.10` into 1.1, a different member name.
+ */
+function valueOf(node: YamlNode | null, resolved: unknown, text: boolean, doc: Document): unknown {
+  const target = node !== null && isAlias(node) ? node.resolve(doc) : node;
+  if (text && target && isScalar(target) && target.value !== null && typeof target.value !== 'string' && typeof target.source === 'string') {
+    return target.source;
+  }
+  return resolved;
 }

@@ -4,6 +4,7 @@
 import { Command, CommanderError, Option } from 'commander';
 import { KEYS, LEGACY_NAMES, envName, type KeyDef } from './schema.js';
 import type { LayerResult, RawEntry } from './raw.js';
+import { clip, quote } from './show.js';
 import { didYouMean } from './suggest.js';
 
 export interface CommandLine extends LayerResult {
@@ -66,9 +67,9 @@ export function parseCommandLine(argv: readonly string[]): CommandLine {
     const arg = parsed.unknown[i]!;
     if (!arg.startsWith('-')) continue; // the value of the unknown flag before it
     const flag = arg.split('=')[0]!;
-    problems.push(`unknown flag ${flag}${didYouMean(flag, flags)}; see --help for the keys`);
+    problems.push(`unknown flag ${clip(flag)}${didYouMean(flag, flags)}; see --help for the keys`);
   }
-  for (const operand of parsed.operands) problems.push(`unexpected argument ${JSON.stringify(operand)}; every setting is a --key=value flag`);
+  for (const operand of parsed.operands) problems.push(`unexpected argument ${quote(operand)}; every setting is a --key=value flag`);
   const opts = program.opts<Record<string, unknown>>();
   const entries: RawEntry[] = [];
   const warnings: string[] = [];

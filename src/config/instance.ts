@@ -5,6 +5,7 @@
 // variables arrive as environment, so where both exist the .vip file's values win key by key,
 // as the environment beats the file everywhere.
 import { existsSync } from 'node:fs';
+import { quote } from './show.js';
 
 export interface InstancePaths {
   yaml: string;
@@ -18,7 +19,7 @@ export function instancePaths(name: string): InstancePaths {
 /** The name must make a file name of one component: systemd's %i can hold almost anything. */
 export function instanceNameProblem(name: string): string | undefined {
   if (name === '' || name === '.' || name === '..' || name.includes('/') || name.includes('\0')) {
-    return `--instance ${JSON.stringify(name)}: expected a unit instance name such as 15-main (no "/", not "." or "..")`;
+    return `--instance ${quote(name)}: expected a unit instance name such as 15-main (no "/", not "." or "..")`;
   }
   return undefined;
 }

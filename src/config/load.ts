@@ -4,6 +4,8 @@
 import { accessSync, constants, statSync } from 'node:fs';
 import { isIP } from 'node:net';
 import { coerce, showValue } from './coerce.js';
+import { quote } from './show.js';
+import { vipInSubnetProblem } from './vip-address.js';
 import { resolveDcsEndpoints } from './endpoints.js';
 import { readEnv } from './env.js';
 import { ConfigError, type Layer, type Origin } from './errors.js';
@@ -88,7 +90,7 @@ export function loadFromCommandLine(cli: CommandLine, input: LoadInput): LoadedC
   }
   const envLayer = readEnv(input.env);
   warnings.push(...envLayer.warnings);
-  const fileLayer = configFile !== undefined && configFile !== '' ? readConfigFile(configFile) : { entries: [], problems: [], warnings: [] };
+  const fileLayer = configFile !== undefined && configFile !== '' ? readConfigFile(configFile) : { entries: [], problems: [], warnings: [], unreadable: false };
   general.push(...fileLayer.problems);
   warnings.push(...fileLayer.warnings);
   const layers: Record<'flag' | 'env' | 'file', RawEntry[]> = { flag: cli.entries, env: envLayer.entries, file: fileLayer.entries };
@@ -127,7 +129,8 @@ export function loadFromCommandLine(cli: CommandLine, input: LoadInput): LoadedC
   for (const k of KEYS) {
     const required = typeof k.required === 'function' ? k.required(ctx) : k.required === true;
     if (!values.has(k.name)) {
-      if (required && !sources.has(k.name)) {
+      // A config file that could not be read may well have set the key: "missing" would be false.
+      if (required && !sources.has(k.name) && !fileLayer.unreadable) {
         const expected = k.check?.safeParse(undefined).error?.issues[0]?.message;
         problems.push(`${k.name}: missing; set --${k.name}, ${envName(k.name)} or "${k.name}:" in the config file${k.name === 'interface' ? ` (required for manager-type ${String(values.get('manager-type'))})` : ''}${expected && !/received undefined|Invalid input/i.test(expected) ? ` (${expected})` : ''}`);
       }
@@ -154,6 +157,9 @@ export function loadFromCommandLine(cli: CommandLine, input: LoadInput): LoadedC
     if (netmask < 1 || netmask > max) {
       const forWhat = family === 0 ? 'an IP address' : `the IPv${family} address ${ip}`;
       problems.push(`netmask: ${netmask} from ${where('netmask')} is out of range; expected 1-${max} for ${forWhat}`);
+    } else if (ip !== undefined) {
+      const inSubnet = vipInSubnetProblem(ip, netmask);
+      if (inSubnet !== undefined) problems.push(`ip: ${quote(ip)} from ${where('ip')} is not valid with netmask ${netmask} (${where('netmask')}); ${inSubnet}`);
     }
   }
   const requires = (key: string, other: string) => {
@@ -162,6 +168,11 @@ export function loadFromCommandLine(cli: CommandLine, input: LoadInput): LoadedC
     }
   };
   requires('etcd-password', 'etcd-user');
+  // An empty VIP_ETCD_USER= (an env file with the line left blank) is not a user: with a
+  // password set, etcd would be asked to authenticate nobody.
+  if (values.get('etcd-user') === '' && values.has('etcd-password')) {
+    problems.push(`etcd-user: empty (${where('etcd-user')}) but etcd-password is set; expected the user name that goes with the password`);
+  }
   requires('etcd-cert-file', 'etcd-key-file');
   requires('etcd-key-file', 'etcd-cert-file');
   const fileKeys = ['etcd-ca-file', 'etcd-cert-file', 'etcd-key-file', 'hcloud-token-file'];
@@ -169,7 +180,7 @@ export function loadFromCommandLine(cli: CommandLine, input: LoadInput): LoadedC
   for (const key of fileKeys) {
     const path = values.get(key) as string | undefined;
     const why = path === undefined ? undefined : readable(path);
-    if (why !== undefined) problems.push(`${key}: ${JSON.stringify(path)} from ${where(key)} ${why}; expected a readable file`);
+    if (why !== undefined) problems.push(`${key}: ${quote(path!)} from ${where(key)} ${why}; expected a readable file`);
   }
   if (values.get('manager-type') === 'hetzner-cloud' && !values.has('hcloud-token') && !values.has('hcloud-token-file')) {
     problems.push(`hcloud-token: missing; manager-type hetzner-cloud needs hcloud-token-file, ${envName('hcloud-token')} or hcloud-token`);

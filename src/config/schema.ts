@@ -5,6 +5,7 @@
 import { isIP } from 'node:net';
 import { z } from 'zod';
 import { dcsEndpoint } from './endpoints.js';
+import { vipAddressProblem } from './vip-address.js';
 
 export type KeyKind = 'string' | 'integer' | 'boolean' | 'list' | 'enum';
 
@@ -46,8 +47,73 @@ export function envName(key: string): string {
 
 const positiveInt = (unit: string) =>
   z.number().int().positive({ error: `expected a positive whole number of ${unit}` });
-const nonNegativeInt = (unit: string) =>
-  z.number().int().nonnegative({ error: `expected a whole number of ${unit}, 0 or more` });
+
+/**
+ * Bounds of every duration and count. Node clamps a timer above 2^31-1 ms to 1 ms, so an
+ * unbounded duration is a fat finger away from flooding the LAN or the DCS, and an unbounded
+ * count from unbounded memory. The maxima are far beyond any sensible setting; the minima
+ * that are above 1 keep a periodic action from becoming a flood.
+ */
+export const BOUNDS = {
+  interval: { min: 1, max: 600_000 },
+  'retry-after': { min: 1, max: 600_000 },
+  'retry-num': { min: 1, max: 100 },
+  'lease-check-interval': { min: 100, max: 600_000 },
+  'announce-count': { min: 0, max: 100 },
+  'announce-interval': { min: 1, max: 60_000 },
+  'announce-refresh': { min: 1_000, max: 3_600_000 },
+} as const satisfies Record<string, { min: number; max: number }>;
+
+function humanMs(ms: number): string {
+  if (ms % 3_600_000 === 0) return `${ms / 3_600_000} hour${ms === 3_600_000 ? '' : 's'}`;
+  if (ms % 60_000 === 0) return `${ms / 60_000} minute${ms === 60_000 ? '' : 's'}`;
+  return `${ms / 1000} s`;
+}
+
+/** The range as said in --help, the README and error lines. */
+function rangeText(key: keyof typeof BOUNDS, unit: 'milliseconds' | 'rounds' | 'attempts'): string {
+  const { min, max } = BOUNDS[key];
+  const off = key === 'announce-refresh' ? '0 (off) or ' : '';
+  return `${off}${min}-${max}${unit === 'milliseconds' ? ` (${humanMs(max)})` : ''}`;
+}
+
+const bounded = (key: keyof typeof BOUNDS, unit: 'milliseconds' | 'rounds' | 'attempts') => {
+  const { min, max } = BOUNDS[key];
+  const zeroIsOff = key === 'announce-refresh';
+  return z.number().refine((v) => Number.isInteger(v) && ((zeroIsOff && v === 0) || (v >= min && v <= max)), {
+    error: `expected a whole number of ${unit}, ${rangeText(key, unit)}`,
+  });
+};
+
+/** The kernel's dev_valid_name(): what `ip link` can name an interface. */
+function interfaceNameProblem(name: string): string | undefined {
+  if (name === '') return 'expected an interface name, not an empty value';
+  if (Buffer.byteLength(name) > 15) return `it is ${Buffer.byteLength(name)} bytes long; expected an interface name of at most 15 bytes (IFNAMSIZ - 1)`;
+  if (name === '.' || name === '..') return 'expected an interface name, not "." or ".."';
+  if (/[/:\s]/.test(name)) return 'an interface name cannot contain "/", ":" or whitespace; expected a name such as eth0';
+  return undefined;
+}
+
+/**
+ * Values from flags and the environment are decoded by Node, which turns invalid UTF-8 into
+ * U+FFFD; two different byte strings would then compare equal. A file with invalid UTF-8 is
+ * refused when it is read (config/file.ts).
+ */
+function textProblem(s: string): string | undefined {
+  if (s.includes('\uFFFD') || /\p{Cs}/u.test(s)) return 'it is not valid UTF-8 (it has U+FFFD, the mark of undecodable bytes, or a lone surrogate); expected text';
+  return undefined;
+}
+
+/** A zod check from a function that returns why a value is refused. */
+const refusing = <T>(schema: z.ZodType<T>, why: (v: T) => string | undefined) =>
+  schema.superRefine((v, ctx) => {
+    const problem = why(v);
+    if (problem !== undefined) ctx.addIssue({ code: 'custom', message: problem });
+  });
+
+/** Said in --help and the README for every secret: flags are visible to every local user. */
+const secretHelp = (key: string, alternatives: string) =>
+  `A flag --${key} shows in \`ps\` to every local user: use ${alternatives} instead.`;
 
 const httpUrl = z.string().refine(
   (s) => {
@@ -62,6 +128,7 @@ const httpUrl = z.string().refine(
 );
 
 const ipAddress = z.string().refine((s) => isIP(s) !== 0, { error: 'expected an IPv4 or IPv6 address' });
+const vipAddress = refusing(ipAddress, vipAddressProblem);
 
 const DCS_ENDPOINT_DEFAULTS: Record<string, string> = {
   etcd: 'http://127.0.0.1:2379',
@@ -75,8 +142,8 @@ const TABLE = [
   // ---- The Go original's keys (README table of cybertec-postgresql/vip-manager v5) ----
   {
     name: 'ip', kind: 'string', origin: 'upstream', required: true, defaultText: '(required)', example: '198.51.100.10',
-    help: 'The virtual IP address (IPv4 or IPv6) to manage.',
-    check: ipAddress,
+    help: 'The virtual IP address (IPv4 or IPv6) to manage: a unicast address. Refused: loopback, multicast, unspecified, limited broadcast, the subnet\'s broadcast and (prefix below 31) network address, link-local (169.254/16, fe80::/10, any %zone) and IPv4-mapped IPv6 (::ffff:a.b.c.d).',
+    check: vipAddress,
   },
   {
     name: 'netmask', kind: 'integer', origin: 'upstream', required: true, defaultText: '(required)', example: '24',
@@ -89,8 +156,8 @@ const TABLE = [
     legacy: ['iface'],
     // hetzner-cloud also configures the floating IP on the interface; Robot only routes it.
     required: (ctx) => ctx.get('manager-type') === 'basic' || ctx.get('manager-type') === 'hetzner-cloud',
-    help: 'Network interface the VIP is added to and removed from (basic, hetzner-cloud). Waited for if it does not exist yet or is down.',
-    check: z.string().min(1).max(15, { error: 'expected an interface name of at most 15 characters' }),
+    help: 'Network interface the VIP is added to and removed from (basic, hetzner-cloud). Waited for if it does not exist yet or is down. A Linux interface name: 1-15 bytes, not "." or "..", no "/", ":" or whitespace.',
+    check: refusing(z.string(), interfaceNameProblem),
   },
   {
     name: 'trigger-key', kind: 'string', origin: 'upstream', defaultText: '(required; /leader for dcs-type patroni)', example: '/service/pgcluster/leader',
@@ -104,8 +171,8 @@ const TABLE = [
     name: 'trigger-value', kind: 'string', origin: 'upstream', defaultText: "the machine's hostname (200 for dcs-type patroni)", example: 'pgcluster_member_1',
     legacy: ['nodename', 'host'],
     default: (ctx) => (isPatroni(ctx) ? '200' : ctx.hostname),
-    help: "The VIP is held here while the trigger key's value equals this (Patroni's member name; for dcs-type patroni, the HTTP status code).",
-    check: z.string().min(1, { error: 'expected a non-empty value' }),
+    help: "The VIP is held here while the trigger key's value equals this (Patroni's member name; for dcs-type patroni, the HTTP status code). Compared as text: a plain YAML number keeps its spelling (0123 stays 0123); invalid UTF-8 is refused.",
+    check: refusing(z.string().min(1, { error: 'expected a non-empty value' }), textProblem),
   },
   {
     name: 'manager-type', kind: 'enum', origin: 'upstream', values: ['basic', 'hetzner', 'hetzner-cloud'], default: 'basic', defaultText: 'basic', example: 'basic',
@@ -133,29 +200,29 @@ const TABLE = [
   {
     name: 'etcd-password', kind: 'string', origin: 'upstream', secret: true, defaultText: '(none)', example: 'snakeoil',
     legacy: ['etcd_password'],
-    help: 'Password for etcd-user (requires etcd-user).',
+    help: `Password for etcd-user (requires etcd-user). ${secretHelp('etcd-password', 'VIP_ETCD_PASSWORD (e.g. in a systemd EnvironmentFile= readable only by root) or the config file (mode 0640)')}`,
   },
   {
     name: 'consul-token', kind: 'string', origin: 'upstream', secret: true, defaultText: '(none)', example: 'snakeoil',
     legacy: ['consul_token'],
-    help: 'ACL token sent to Consul as X-Consul-Token.',
+    help: `ACL token sent to Consul as X-Consul-Token. ${secretHelp('consul-token', 'VIP_CONSUL_TOKEN (e.g. in a systemd EnvironmentFile= readable only by root) or the config file (mode 0640)')}`,
   },
   {
     name: 'interval', kind: 'integer', origin: 'upstream', default: 1000, defaultText: '1000', example: '1000',
-    help: 'Milliseconds between polls where the DCS cannot be watched (dcs-type patroni); also the blocking-query wait unit for Consul. etcd is watched, never polled.',
-    check: positiveInt('milliseconds'),
+    help: `Milliseconds between polls where the DCS cannot be watched (dcs-type patroni); also the blocking-query wait unit for Consul. etcd is watched, never polled. Range: ${rangeText('interval', 'milliseconds')}.`,
+    check: bounded('interval', 'milliseconds'),
   },
   {
     name: 'retry-after', kind: 'integer', origin: 'upstream', default: 250, defaultText: '250', example: '250',
     legacy: ['retry_after'],
-    help: 'Milliseconds between retries of any outside interaction (DCS calls, kernel requests, cloud APIs).',
-    check: positiveInt('milliseconds'),
+    help: `Milliseconds between retries of any outside interaction (DCS calls, kernel requests, cloud APIs): ${rangeText('retry-after', 'milliseconds')}.`,
+    check: bounded('retry-after', 'milliseconds'),
   },
   {
     name: 'retry-num', kind: 'integer', origin: 'upstream', default: 3, defaultText: '3', example: '3',
     legacy: ['retry_num'],
-    help: 'How many times an outside interaction is retried before it counts as failed.',
-    check: positiveInt('attempts'),
+    help: `How many times an outside interaction is retried before it counts as failed: ${rangeText('retry-num', 'attempts')}.`,
+    check: bounded('retry-num', 'attempts'),
   },
   {
     name: 'etcd-ca-file', kind: 'string', origin: 'upstream', defaultText: '(system CAs)', example: '/etc/etcd/ca.cert.pem',
@@ -181,27 +248,27 @@ const TABLE = [
   },
   {
     name: 'release-on-stop', kind: 'boolean', origin: 'new', default: true, defaultText: 'true', example: 'false',
-    help: 'Release a held VIP on SIGTERM/SIGINT. Set false to keep it across a restart (upgrades).',
+    help: 'Release a held VIP on a stop signal (SIGTERM, SIGINT, SIGQUIT, SIGXCPU). Set false to keep it across a restart (upgrades).',
   },
   {
     name: 'lease-check-interval', kind: 'integer', origin: 'new', default: 2000, defaultText: '2000', example: '2000',
-    help: "Milliseconds between reads of the leader key lease's remaining TTL (etcd), which keep the hold-lease deadline fresh. One cheap read per interval, no raft write.",
-    check: positiveInt('milliseconds'),
+    help: `Milliseconds between reads of the leader key lease's remaining TTL (etcd), which keep the hold-lease deadline fresh. One cheap read per interval, no raft write: ${rangeText('lease-check-interval', 'milliseconds')}.`,
+    check: bounded('lease-check-interval', 'milliseconds'),
   },
   {
     name: 'announce-count', kind: 'integer', origin: 'new', default: 5, defaultText: '5', example: '5',
-    help: 'Announcement rounds (gratuitous ARP request + reply, or unsolicited NA) after taking the VIP.',
-    check: nonNegativeInt('rounds'),
+    help: `Announcement rounds (gratuitous ARP request + reply, or unsolicited NA) after taking the VIP: ${rangeText('announce-count', 'rounds')}.`,
+    check: bounded('announce-count', 'rounds'),
   },
   {
     name: 'announce-interval', kind: 'integer', origin: 'new', default: 200, defaultText: '200', example: '200',
-    help: 'Milliseconds between announcement rounds.',
-    check: positiveInt('milliseconds'),
+    help: `Milliseconds between announcement rounds: ${rangeText('announce-interval', 'milliseconds')}.`,
+    check: bounded('announce-interval', 'milliseconds'),
   },
   {
     name: 'announce-refresh', kind: 'integer', origin: 'new', default: 0, defaultText: '0 (off)', example: '60000',
-    help: 'Milliseconds between repeated announcements while the VIP is held; 0 turns it off.',
-    check: nonNegativeInt('milliseconds'),
+    help: `Milliseconds between repeated announcements while the VIP is held: ${rangeText('announce-refresh', 'milliseconds')}.`,
+    check: bounded('announce-refresh', 'milliseconds'),
   },
   {
     name: 'log-format', kind: 'enum', origin: 'new', values: ['text', 'json'], default: 'text', defaultText: 'text', example: 'json',
@@ -236,7 +303,7 @@ const TABLE = [
   },
   {
     name: 'hcloud-token', kind: 'string', origin: 'new', secret: true, defaultText: '(none)', example: 'snakeoil',
-    help: 'Hetzner Cloud API token (prefer hcloud-token-file or the VIP_HCLOUD_TOKEN environment variable).',
+    help: `Hetzner Cloud API token. ${secretHelp('hcloud-token', 'hcloud-token-file, VIP_HCLOUD_TOKEN (e.g. in a systemd EnvironmentFile= readable only by root) or the config file (mode 0640)')}`,
   },
   {
     name: 'hcloud-token-file', kind: 'string', origin: 'new', defaultText: '(none)', example: '/etc/vip-manager/hcloud-token',

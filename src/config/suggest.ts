@@ -3,6 +3,8 @@
 import leven from 'leven';
 
 export function didYouMean(word: string, candidates: Iterable<string>): string {
+  // No key is this long: a pasted blob is not a typo, and the edit distance would cost seconds.
+  if (word.length > 64) return '';
   let best: string | undefined;
   let bestDistance = Infinity;
   for (const c of candidates) {

@@ -1,6 +1,8 @@
 // The daemon: builds the leader source, the VIP holder, the reconciler and the operations
 // surface (metrics/health/status HTTP, systemd notifications) from the configuration, runs
-// until SIGTERM/SIGINT, then releases the VIP (unless release-on-stop is false) and exits 0.
+// until a stop signal (signals.ts), then releases the VIP (unless release-on-stop is false) and
+// exits with the signal's code.
+import { readFileSync } from 'node:fs';
 import { performance } from 'node:perf_hooks';
 import { EXIT_CONFIG } from '../config/errors.js';
 import type { LoadedConfig } from '../config/load.js';
@@ -8,11 +10,14 @@ import { maskedConfig } from '../config/render.js';
 import { createLogger } from '../log.js';
 import { createOpsHttp } from '../ops/http.js';
 import { Metrics } from '../ops/metrics.js';
+import { registerConfigSecrets } from '../ops/redact.js';
 import { Notifier } from '../ops/sdnotify.js';
+import { assertCapabilities, MissingCapabilityError } from '../net/capabilities.js';
 import { sendDatagram } from '../net/unix-datagram.js';
 import { Reconciler, type Transition } from '../reconcile/loop.js';
 import { buildInfo, runtimeInfo } from '../version.js';
 import { createLeaderSource, createVipManager } from './factories.js';
+import { installSignalHandlers } from './signals.js';
 import { StatusBoard } from './status.js';
 
 /** The reconcile loop's heartbeat: /healthz and the systemd watchdog need it recent. */
@@ -35,13 +40,45 @@ const SHUTDOWN_DEADLINE_MS = 900;
  */
 const API_SHUTDOWN_DEADLINE_MS = 20_000;
 
+/** How the daemon stops: the exit code, and why a held VIP stays (null: release it). */
+interface Stop {
+  code: number;
+  keep: string | null;
+}
+
 export async function runDaemon(loaded: LoadedConfig): Promise<number> {
   const cfg = loaded.config;
+  // Before the first log line and before any client exists: from here on no log line or
+  // /status answer can show a secret value, even inside a server's error body that echoes our
+  // request headers.
+  registerConfigSecrets(cfg);
   const log = createLogger({ format: cfg['log-format'], verbose: cfg.verbose });
+  // First of all: until SIGUSR1 has a listener, Node would open its inspector on it. A stop
+  // signal during start-up is kept and acted on as soon as the parts to stop exist.
+  let stopping = false;
+  let finish: (stop: Stop) => void = () => {};
+  const exited = new Promise<Stop>((resolve) => { finish = (s) => { if (!stopping) { stopping = true; resolve(s); } }; });
+  let statusLine = () => 'starting';
+  installSignalHandlers({
+    log, status: () => statusLine(), stopping: () => stopping,
+    stop: (_signal, code) => finish({ code, keep: cfg['release-on-stop'] ? null : 'release-on-stop is false' }),
+  });
   for (const w of loaded.warnings) log.warn(`config: ${w}`);
   const info = buildInfo();
   log.info({ version: info.version, commit: info.commit, runtime: runtimeInfo(info), config: maskedConfig(cfg) },
     `vip-manager ${info.version} starting: VIP ${cfg.ip}/${cfg.netmask}${cfg.interface ? ` on ${cfg.interface}` : ''}, ${cfg['dcs-type']} key ${cfg['trigger-key']} = ${cfg['trigger-value']}, manager ${cfg['manager-type']}, dcs-loss ${cfg['dcs-loss']}`);
+
+  // Before anything answers /healthz: a daemon that could never take the VIP over must not
+  // look healthy until the moment it has to.
+  try {
+    if (!assertCapabilities(cfg['manager-type'], () => readFileSync('/proc/self/status', 'utf8'))) {
+      log.warn('cannot read the effective capabilities from /proc/self/status: not checked at start');
+    }
+  } catch (e) {
+    if (!(e instanceof MissingCapabilityError)) throw e;
+    log.error({ missing: e.missing }, `cannot start: ${e.message}`);
+    return 1;
+  }
 
   const metrics = new Metrics({ version: info.version, dcsType: cfg['dcs-type'], managerType: cfg['manager-type'] });
   let source;
@@ -68,9 +105,8 @@ export async function runDaemon(loaded: LoadedConfig): Promise<number> {
   };
   const notifier = new Notifier({ send: sendDatagram, alive, logger: log });
   const status = new StatusBoard(cfg, info);
+  statusLine = () => status.line();
 
-  let finish: (code: number) => void = () => {};
-  const exited = new Promise<number>((resolve) => { finish = resolve; });
   let readySent = false;
 
   reconciler = new Reconciler({
@@ -99,7 +135,9 @@ export async function runDaemon(loaded: LoadedConfig): Promise<number> {
       void notifier.status(status.line());
     },
     onError: (component) => metrics.error(component),
-    onFatal: () => finish(1),
+    // Retrying cannot help, and a release would meet the same refusal (or, with an API, repeat
+    // a rejected call): the VIP stays as it is.
+    onFatal: () => finish({ code: 1, keep: 'stopping after a fatal error' }),
     onPassed: (view, decision) => {
       // A pass that changed nothing saw the VIP as it is: keep the gauge, /status and STATUS=
       // in step (a restart on the holder finds the VIP already here, with no acquire).
@@ -136,21 +174,11 @@ export async function runDaemon(loaded: LoadedConfig): Promise<number> {
   await reconciler.start();
   notifier.start();
 
-  const onSignal = (signal: NodeJS.Signals) => {
-    log.info({ signal }, `${signal} received: stopping`);
-    finish(0);
-  };
-  process.once('SIGTERM', onSignal);
-  process.once('SIGINT', onSignal);
-
-  const code = await exited;
-  process.removeListener('SIGTERM', onSignal);
-  process.removeListener('SIGINT', onSignal);
+  const { code, keep } = await exited;
   void notifier.stopping('stopping');
-  const release = cfg['release-on-stop'] && code === 0;
   const limit = cfg['manager-type'] === 'basic' ? SHUTDOWN_DEADLINE_MS : API_SHUTDOWN_DEADLINE_MS;
   const deadline = new Promise<'late'>((r) => setTimeout(() => r('late'), limit).unref());
-  const stopped = await Promise.race([reconciler.stop(release).then(() => 'done' as const), deadline]);
+  const stopped = await Promise.race([reconciler.stop(keep === null, keep ?? undefined).then(() => 'done' as const), deadline]);
   if (stopped === 'late') log.warn(`shutdown took longer than ${limit} ms; exiting anyway`);
   clearInterval(beat);
   await Promise.race([http.close(), deadline]);

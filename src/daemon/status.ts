@@ -1,18 +1,25 @@
 // What /status and systemd's STATUS= line say: the leader as last seen, whether we hold the
 // VIP and since when, and the last transitions with their causes and timings. No secrets:
-// the configuration appears only as a summary of non-secret keys.
+// the configuration appears only as a summary of non-secret keys, and text from outside (error
+// messages) is scrubbed of every registered secret. Bounded: a DCS value is shown as its
+// bounded display (leader-value.ts), every other free text is cut (safeText), and the history
+// keeps HISTORY transitions, so the document stays a few tens of KB whatever the DCS holds.
 import type { Config } from '../config/schema.js';
+import { displayText, namesThisNode } from '../dcs/leader-value.js';
 import type { LeaderView } from '../dcs/source.js';
+import { safeText } from '../ops/redact.js';
 import type { Transition } from '../reconcile/loop.js';
 import type { HolderState } from '../vip/manager.js';
 import { runtimeInfo, type BuildInfo } from '../version.js';
 
 /** Transitions kept for /status: enough to see a flapping leader, small enough to read. */
 const HISTORY = 20;
+/** Characters kept of a reason or a holder's detail (they quote a DCS value, already bounded). */
+const REASON_CHARS = 500;
 
 export class StatusBoard {
   /** `leaseDeadline` is monotonic (performance.now()): /status counts it down at read time. */
-  private leader: { value: string | null; revision: string; connected: boolean; lastAnswer: Date; leaseDeadline: number | null } | null = null;
+  private leader: { value: string | null; isThisNode: boolean; revision: string; connected: boolean; lastAnswer: Date; leaseDeadline: number | null } | null = null;
   private unreachableSince: Date | null = null;
   private lastError: string | null = null;
   private heldSince: Date | null = null;
@@ -23,8 +30,10 @@ export class StatusBoard {
 
   view(v: LeaderView): void {
     if (v.kind === 'value') {
+      // Sources hand a bounded display already; bounded again for any other producer.
       this.leader = {
-        value: v.value, revision: v.revision, connected: true, lastAnswer: new Date(),
+        value: v.value === null ? null : displayText(v.value), isThisNode: namesThisNode(v, this.cfg['trigger-value']),
+        revision: safeText(v.revision, 40), connected: true, lastAnswer: new Date(),
         leaseDeadline: v.leaseDeadline,
       };
       this.unreachableSince = null;
@@ -32,7 +41,7 @@ export class StatusBoard {
     } else {
       if (this.leader) this.leader.connected = false;
       this.unreachableSince ??= new Date(Date.now() - (performance.now() - v.since));
-      this.lastError = v.error.message;
+      this.lastError = safeText(v.error.message);
     }
   }
 
@@ -72,22 +81,23 @@ export class StatusBoard {
       startedAt: this.started.toISOString(),
       config: {
         ip: this.cfg.ip, netmask: this.cfg.netmask, interface: this.cfg.interface ?? null,
-        'trigger-key': this.cfg['trigger-key'], 'trigger-value': this.cfg['trigger-value'],
+        'trigger-key': displayText(this.cfg['trigger-key']), 'trigger-value': displayText(this.cfg['trigger-value']),
         'dcs-type': this.cfg['dcs-type'], 'dcs-endpoints': this.cfg['dcs-endpoints'].map(stripCredentials),
         'manager-type': this.cfg['manager-type'], 'dcs-loss': this.cfg['dcs-loss'], 'release-on-stop': this.cfg['release-on-stop'],
       },
       leader: this.leader && {
-        value: this.leader.value, revision: this.leader.revision, isThisNode: this.leader.value === this.cfg['trigger-value'],
+        value: this.leader.value, revision: this.leader.revision, isThisNode: this.leader.isThisNode,
         connected: this.leader.connected, lastAnswerAt: this.leader.lastAnswer.toISOString(),
         leaseSecondsLeft: this.leader.leaseDeadline === null ? null : Math.max(0, (this.leader.leaseDeadline - performance.now()) / 1000),
       },
       dcs: { reachable: this.unreachableSince === null && this.leader !== null, unreachableSince: this.unreachableSince?.toISOString() ?? null, lastError: this.lastError },
       vip: {
         held: r?.held?.held ?? this.heldSince !== null, heldSince: this.heldSince?.toISOString() ?? null,
-        ready: r?.held?.ready ?? null, detail: r?.held?.detail ?? null,
+        ready: r?.held?.ready ?? null, detail: r?.held?.detail == null ? null : safeText(r.held.detail, REASON_CHARS),
       },
       transitions: this.history.map((t) => ({
-        direction: t.direction, cause: t.cause, reason: t.reason, value: t.value ?? null, revision: t.revision ?? null,
+        direction: t.direction, cause: t.cause, reason: safeText(t.reason, REASON_CHARS), value: t.value == null ? null : displayText(t.value),
+        revision: t.revision ?? null,
         at: t.at.toISOString(), reactionMs: t.reactionMs, tookMs: t.tookMs,
       })),
     };

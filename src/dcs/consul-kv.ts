@@ -5,6 +5,9 @@
 import type { HttpAnswer } from './http-client.js';
 import { ConsulAclError, ConsulResponseError } from './consul-errors.js';
 
+/** Characters of an error body kept for the log and /status. */
+export const ERROR_BODY_CHARS = 200;
+
 export interface KvLocation {
   /** The key as Consul stores it (no leading '/': Consul rejects keys that begin with one). */
   readonly key: string;
@@ -19,7 +22,7 @@ export function kvLocation(triggerKey: string): KvLocation {
 }
 
 export type KvRead =
-  | { readonly kind: 'found'; readonly value: string; readonly modifyIndex: bigint; readonly index: bigint; readonly session: string | null }
+  | { readonly kind: 'found'; readonly value: Buffer; readonly modifyIndex: bigint; readonly index: bigint; readonly session: string | null }
   | { readonly kind: 'absent'; readonly index: bigint };
 
 /** X-Consul-Index as an unsigned integer (a uint64 in Consul, hence bigint), or null. */
@@ -27,6 +30,15 @@ export function parseIndexHeader(raw: string | string[] | undefined): bigint | n
   const s = Array.isArray(raw) ? raw[0] : raw;
   if (s === undefined || !/^\d{1,20}$/.test(s.trim())) return null;
   return BigInt(s.trim());
+}
+
+/**
+ * Decodes standard padded base64 as Consul (Go's encoding/json for []byte) writes it, or null:
+ * Buffer.from alone skips characters it does not know, which could turn junk into a value.
+ */
+function decodeBase64(text: string): Buffer | null {
+  const bytes = Buffer.from(text, 'base64');
+  return bytes.toString('base64') === text ? bytes : null;
 }
 
 interface DirEntry {
@@ -48,13 +60,17 @@ function decodeEntry(answer: HttpAnswer, key: string, index: bigint): KvRead {
     throw new ConsulResponseError(answer.endpoint, answer.status, 'expected a JSON array with one entry');
   }
   if (entry.Key !== key) {
-    throw new ConsulResponseError(answer.endpoint, answer.status, `answer is for key ${JSON.stringify(entry.Key)}, not "${key}"`);
+    throw new ConsulResponseError(answer.endpoint, answer.status, `answer is for key ${JSON.stringify(entry.Key)?.slice(0, ERROR_BODY_CHARS)}, not "${key}"`);
   }
-  // A key written with an empty body has Value null; it exists, so its value is ''.
-  let value: string;
-  if (entry.Value === null || entry.Value === undefined) value = '';
-  else if (typeof entry.Value === 'string') value = Buffer.from(entry.Value, 'base64').toString('utf8');
-  else throw new ConsulResponseError(answer.endpoint, answer.status, 'Value is neither base64 text nor null');
+  // A key written with an empty body has Value null; it exists, so its value is empty. The bytes
+  // are kept as they are: decoding to text would make different invalid UTF-8 values equal.
+  let value: Buffer;
+  if (entry.Value === null || entry.Value === undefined) value = Buffer.alloc(0);
+  else if (typeof entry.Value === 'string') {
+    const bytes = decodeBase64(entry.Value);
+    if (bytes === null) throw new ConsulResponseError(answer.endpoint, answer.status, 'Value is not valid base64');
+    value = bytes;
+  } else throw new ConsulResponseError(answer.endpoint, answer.status, 'Value is neither base64 text nor null');
   const modifyIndex = typeof entry.ModifyIndex === 'number' && Number.isInteger(entry.ModifyIndex) && entry.ModifyIndex >= 0
     ? BigInt(entry.ModifyIndex) : index;
   const session = typeof entry.Session === 'string' && entry.Session !== '' ? entry.Session : null;
@@ -63,9 +79,10 @@ function decodeEntry(answer: HttpAnswer, key: string, index: bigint): KvRead {
 
 /** Interprets a KV read. Throws ConsulAclError (403) or ConsulResponseError (anything unusable). */
 export function interpretKvAnswer(answer: HttpAnswer, key: string, tokenSet: boolean): KvRead {
-  if (answer.status === 403) throw new ConsulAclError(answer.endpoint, key, answer.body.toString('utf8'), tokenSet);
+  // Error bodies are cut short here; secrets a server echoes are scrubbed where text is shown.
+  if (answer.status === 403) throw new ConsulAclError(answer.endpoint, key, answer.body.toString('utf8').trim().slice(0, ERROR_BODY_CHARS), tokenSet);
   if (answer.status !== 200 && answer.status !== 404) {
-    const text = answer.body.toString('utf8').trim().slice(0, 200);
+    const text = answer.body.toString('utf8').trim().slice(0, ERROR_BODY_CHARS);
     throw new ConsulResponseError(answer.endpoint, answer.status, text || 'no body');
   }
   if (answer.truncated) throw new ConsulResponseError(answer.endpoint, answer.status, 'answer larger than expected for one key');

@@ -15,11 +15,12 @@ import type { Logger } from '../log.js';
 import { Backoff } from '../backoff.js';
 import { ConsulAclError } from './consul-errors.js';
 import { CHURN_BURST, CHURN_REFILL_MS, nextIndex, TokenBucket } from './consul-index.js';
-import { interpretKvAnswer, kvLocation, type KvLocation, type KvRead } from './consul-kv.js';
+import { ERROR_BODY_CHARS, interpretKvAnswer, kvLocation, type KvLocation, type KvRead } from './consul-kv.js';
 import {
   ACL_NOT_FOUND_TOLERANCE, ACL_RETRY_MS, ANSWER_MARGIN_MS, blockingTimeoutMs, blockingWaitMs, CONNECT_TIMEOUT_MS, MAX_BODY_BYTES,
 } from './consul-timing.js';
 import { displayEndpoint, FailoverHttpClient, RequestAbortedError, type HttpAnswer, type Query, type TlsFiles } from './http-client.js';
+import { leaderValue } from './leader-value.js';
 import type { LeaderSource, LeaderView } from './source.js';
 import { ViewTracker } from './view-tracker.js';
 
@@ -42,7 +43,7 @@ export interface ConsulSourceOptions {
  */
 function rejectAnswer(answer: HttpAnswer): string | null {
   if (answer.status >= 500 || answer.status === 429) {
-    const text = answer.body.toString('utf8').trim().slice(0, 200);
+    const text = answer.body.toString('utf8').trim().slice(0, ERROR_BODY_CHARS);
     return `HTTP ${answer.status}${text ? `: ${text}` : ''}`;
   }
   if (answer.status === 200 && answer.headers['x-consul-knownleader'] === 'false') return 'answered without a known cluster leader';
@@ -159,17 +160,18 @@ export class ConsulLeaderSource implements LeaderSource {
       this.opts.log.info({ key: this.location.key }, 'Consul accepts the token again');
       this.aclErrorLogged = null;
     }
-    const value = read.kind === 'found' ? read.value : null;
     // `at` is when the request was sent, as source.ts asks: the answer became true somewhere
     // between sending and receiving (a blocking read may have waited up to `wait`), and with
     // ?consistent the leader verified itself at the start; the earlier time is the safe one.
+    const view = leaderValue(read.kind === 'found' ? read.value : null,
+      (read.kind === 'found' ? read.modifyIndex : read.index).toString(), sentAt, null);
     const result = tracker.value(
-      { kind: 'value', value, revision: (read.kind === 'found' ? read.modifyIndex : read.index).toString(), at: sentAt, leaseDeadline: null },
+      view,
       // A missing key's index is the KV table's and moves on unrelated writes: not a change.
-      read.kind === 'found' ? `found:${read.modifyIndex}:${read.value}` : 'absent',
+      read.kind === 'found' ? `found:${read.modifyIndex}:${read.value.toString('base64')}` : 'absent',
     );
     if (result.recovered) this.opts.log.info({ key: this.location.key, endpoint: displayEndpoint(this.client.currentEndpoint) }, 'Consul answered');
-    if (result.emitted) this.opts.log.debug({ key: this.location.key, value, index: read.index.toString() }, 'leader key changed');
+    if (result.emitted) this.opts.log.debug({ key: this.location.key, value: view.value, index: read.index.toString() }, 'leader key changed');
   }
 
   /** Reports a failed attempt and returns how long to wait before the next one. */

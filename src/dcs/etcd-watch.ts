@@ -16,8 +16,8 @@ export const WATCH_CREATE_TIMEOUT_MS = 3000;
 export const WATCH_CANCEL_TIMEOUT_MS = 1000;
 
 export interface KeyEvent {
-  /** null for a delete. */
-  readonly value: string | null;
+  /** The value's bytes as stored; null for a delete. */
+  readonly value: Buffer | null;
   readonly modRevision: string;
   /** Lease id ('0' without lease, and for deletes). */
   readonly lease: string;
@@ -35,7 +35,7 @@ export interface KeyWatchHandlers {
 function toKeyEvent(ev: IEvent): KeyEvent {
   return ev.type === 'Delete'
     ? { value: null, modRevision: ev.kv.mod_revision, lease: '0' }
-    : { value: ev.kv.value.toString('utf8'), modRevision: ev.kv.mod_revision, lease: ev.kv.lease || '0' };
+    : { value: ev.kv.value, modRevision: ev.kv.mod_revision, lease: ev.kv.lease || '0' };
 }
 
 export class KeyWatch {

@@ -37,6 +37,7 @@ import type { EndpointHealth } from './etcd-endpoints.js';
 import { describeEtcdError, type EtcdSourceError } from './etcd-errors.js';
 import { LeaseTracker, NO_LEASE, queryLeaseDeadline } from './etcd-lease.js';
 import { KeyWatch, type KeyEvent } from './etcd-watch.js';
+import { leaderValue, sameBytes } from './leader-value.js';
 import type { LeaderSource, LeaderValue, LeaderView } from './source.js';
 
 /**
@@ -159,7 +160,8 @@ export class EtcdLeaderSource implements LeaderSource {
         const kv = res.kvs[0];
         const lease = kv?.lease && kv.lease !== NO_LEASE ? kv.lease : NO_LEASE;
         this.emitValue({
-          value: kv ? kv.value.toString('utf8') : null,
+          // Bytes, never decoded: the comparison with trigger-value is byte for byte.
+          value: kv ? kv.value : null,
           revision: kv ? kv.mod_revision : res.header.revision,
           at: sentAt,
           lease,
@@ -226,14 +228,14 @@ export class EtcdLeaderSource implements LeaderSource {
     return null;
   }
 
-  private emitValue(v: { value: string | null; revision: string; at: number; lease: string; forceEmit: boolean }): void {
+  private emitValue(v: { value: Buffer | null; revision: string; at: number; lease: string; forceEmit: boolean }): void {
     const leaseDeadline = this.leaseDeadlineFor(v.lease);
     this.keyLease = v.lease;
-    const view: LeaderValue = { kind: 'value', value: v.value, revision: v.revision, at: v.at, leaseDeadline };
+    const view = leaderValue(v.value, v.revision, v.at, leaseDeadline);
     if (this.outage) {
-      this.log.info({ value: v.value, revision: v.revision, outageMs: Math.round(performance.now() - this.outage.since), failures: this.outage.failures }, 'etcd: reachable again');
+      this.log.info({ value: view.value, revision: v.revision, outageMs: Math.round(performance.now() - this.outage.since), failures: this.outage.failures }, 'etcd: reachable again');
       this.outage = null;
-    } else if (!v.forceEmit && this.lastValue && this.lastValue.value === v.value && this.lastValue.revision === v.revision) {
+    } else if (!v.forceEmit && this.lastValue && this.lastValue.revision === v.revision && sameBytes(this.lastValue.bytes, v.value)) {
       return;
     }
     this.publish(view);

@@ -5,7 +5,17 @@
 /** The DCS answered: the trigger key's value (null when the key does not exist). */
 export interface LeaderValue {
   readonly kind: 'value';
+  /**
+   * The value as bounded text for logs and /status (see leader-value.ts: a long or not valid
+   * UTF-8 value is summarised); null when the key does not exist. Never compare it with
+   * trigger-value: namesThisNode() compares `bytes`.
+   */
   readonly value: string | null;
+  /**
+   * The value exactly as the DCS stores it (null when the key does not exist). Set by every
+   * source that reads bytes (etcd, Consul); absent only where the value is text by construction.
+   */
+  readonly bytes?: Uint8Array | null;
   /** etcd mod revision, Consul ModifyIndex, or the HTTP status for Patroni; for logs. */
   readonly revision: string;
   /** When this was known to be true (the moment the request that learned it was sent). */

@@ -18,6 +18,10 @@ const c = {
   getsockopt: lib.func('int getsockopt(int fd, int level, int optname, void *optval, void *optlen)'),
   close: lib.func('int close(int fd)'),
   if_nametoindex: lib.func('uint32_t if_nametoindex(const char *name)'),
+  // The handler is a pointer; only SIG_IGN (1) is ever passed, as an integer of pointer size.
+  signal: lib.func('intptr_t signal(int signum, intptr_t handler)'),
+  sigrtmin: lib.func('int __libc_current_sigrtmin(void)'),
+  sigrtmax: lib.func('int __libc_current_sigrtmax(void)'),
 };
 
 export const AF_UNIX = 1;
@@ -129,4 +133,21 @@ export function close(fd: number): void {
 /** 0 when no interface has that name. */
 export function ifNameToIndex(name: string): number {
   return c.if_nametoindex(name) as number;
+}
+
+const SIG_IGN = 1;
+
+/**
+ * Ignores SIGRTMIN…SIGRTMAX (as glibc numbers them: the first few belong to the thread library).
+ * Node cannot listen to them by name, and their default action is to terminate.
+ */
+export function ignoreRealtimeSignals(): void {
+  const min = c.sigrtmin() as number;
+  const max = c.sigrtmax() as number;
+  for (let n = min; n <= max; n++) {
+    if ((c.signal(n, SIG_IGN) as number) === -1) {
+      const e = koffi.errno();
+      throw new SyscallError('signal', e, errnoName(e), `ignoring signal ${n}`);
+    }
+  }
 }

@@ -25,7 +25,10 @@ export interface OpsHttpOptions {
   health: () => Check;
   /** Readiness; defaults to "the DCS has answered at least once" from `metrics`. */
   ready?: () => Check;
-  /** The body of /status; secrets under secret-looking keys are masked regardless. */
+  /**
+   * The body of /status; secrets under secret-looking keys are masked regardless, and registered
+   * secret values are scrubbed out of every string (ops/redact.ts).
+   */
   status: () => unknown;
   logger?: Logger;
 }
@@ -60,6 +63,12 @@ const MAX_HEADERS = 50;
 const JSON_TYPE = 'application/json; charset=utf-8';
 const TEXT_TYPE = 'text/plain; charset=utf-8';
 const ALLOWED_METHODS = 'GET, HEAD';
+/**
+ * The largest /status body served. The status board bounds every field, so a real document is
+ * a few tens of KB; past this something unbounded slipped in, and a short error is served
+ * instead of making every caller (and the event loop that serialises it) pay for it.
+ */
+export const MAX_STATUS_BYTES = 256 * 1024;
 
 type Route = (res: ServerResponse) => Promise<void>;
 
@@ -89,7 +98,7 @@ class OpsHttpServer implements OpsHttp {
       ['/metrics', (res) => this.serveMetrics(res)],
       ['/healthz', async (res) => this.serveCheck(res, opts.health())],
       ['/readyz', async (res) => this.serveCheck(res, ready())],
-      ['/status', async (res) => send(res, 200, JSON_TYPE, toSafeJson(await opts.status(), 2) + '\n')],
+      ['/status', async (res) => this.serveStatus(res)],
     ]);
     this.server = createServer({ requestTimeout: REQUEST_TIMEOUT_MS, headersTimeout: HEADERS_TIMEOUT_MS }, (req, res) => {
       void this.handle(req, res);
@@ -158,6 +167,15 @@ class OpsHttpServer implements OpsHttp {
   private serveCheck(res: ServerResponse, check: Check): void {
     const body = { status: check.ok ? 'ok' : 'unavailable', detail: check.detail ?? null };
     send(res, check.ok ? 200 : 503, JSON_TYPE, toSafeJson(body) + '\n');
+  }
+
+  private async serveStatus(res: ServerResponse): Promise<void> {
+    const body = toSafeJson(await this.opts.status(), 2) + '\n';
+    const bytes = Buffer.byteLength(body, 'utf8');
+    if (bytes <= MAX_STATUS_BYTES) return send(res, 200, JSON_TYPE, body);
+    this.opts.metrics.error('http');
+    this.opts.logger?.error({ bytes, limit: MAX_STATUS_BYTES }, 'the /status document grew past its bound; serving an error instead');
+    send(res, 500, JSON_TYPE, toSafeJson({ error: `status document too large (${bytes} bytes, limit ${MAX_STATUS_BYTES}); see the vip-manager log` }) + '\n');
   }
 }
 

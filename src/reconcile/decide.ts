@@ -1,6 +1,7 @@
 // The reconciler's core: one pure function from what the DCS says, what the kernel (or API)
 // shows, the DCS-loss policy and the time, to what to do now. No I/O, no clock of its own:
 // everything it needs is in its input, so every rule below is tested without sockets.
+import { namesThisNode } from '../dcs/leader-value.js';
 import type { LeaderValue, LeaderView } from '../dcs/source.js';
 import type { HolderState } from '../vip/manager.js';
 
@@ -49,7 +50,7 @@ interface Desire {
 }
 
 function fromValue(v: LeaderValue, input: DecideInput): Desire {
-  if (v.value !== input.triggerValue) {
+  if (!namesThisNode(v, input.triggerValue)) {
     return { desired: false, cause: v.value === null ? 'key-absent' : 'key-other', reason: v.value === null ? 'the trigger key does not exist' : `the trigger key names ${JSON.stringify(v.value)}`, recheckAt: null };
   }
   // Even while connected, never trust a lease past its deadline: if the lease ran out without
@@ -69,7 +70,7 @@ function whileUnreachable(since: number, last: LeaderValue | null, input: Decide
   if (input.policy === 'keep') {
     return { desired: input.held.held, cause: 'dcs-keep', reason: 'the DCS is unreachable; dcs-loss keep holds the current state', recheckAt: null };
   }
-  const lastOurs = last === null ? input.held.held : last.value === input.triggerValue;
+  const lastOurs = last === null ? input.held.held : namesThisNode(last, input.triggerValue);
   if (!lastOurs) {
     return { desired: false, cause: 'dcs-lost-other', reason: 'the DCS is unreachable and did not name this node before', recheckAt: null };
   }

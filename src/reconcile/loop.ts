@@ -211,10 +211,10 @@ export class Reconciler {
   }
 
   /**
-   * Stops reacting, then releases a held VIP when asked (SIGTERM/SIGINT with release-on-stop).
-   * Returns whether the VIP was released.
+   * Stops reacting, then releases a held VIP when asked (a stop signal with release-on-stop).
+   * Returns whether the VIP was released. `keepReason` says why it is not released, for the log.
    */
-  async stop(release: boolean): Promise<boolean> {
+  async stop(release: boolean, keepReason = 'release-on-stop is false'): Promise<boolean> {
     this.stopped = true;
     if (this.timer) clearTimeout(this.timer);
     await this.running;
@@ -232,7 +232,7 @@ export class Reconciler {
           this.o.onTransition?.({ direction: 'release', cause: 'shutdown', reason: 'shutting down', value: undefined, revision: undefined, at: new Date(), reactionMs: null, tookMs });
         }
       } else {
-        this.o.log.info('leaving the VIP as it is: release-on-stop is false');
+        this.o.log.info({ keepReason }, `leaving the VIP as it is: ${keepReason}`);
       }
     } catch (e) {
       this.o.log.error({ err: e }, `releasing the VIP on shutdown failed: ${(e as Error).message}`);

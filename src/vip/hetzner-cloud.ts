@@ -11,6 +11,7 @@
 import { isIP } from 'node:net';
 import { type Config } from '../config/schema.js';
 import { type Logger } from '../log.js';
+import { registerSecrets } from '../ops/redact.js';
 import { type HolderState, type VipManager } from './manager.js';
 import { type Clock, realClock } from './hetzner-clock.js';
 import { type CloudAction, CloudApi, fetchInstanceId, type FloatingIp, networkOf } from './hetzner-cloud-api.js';
@@ -331,6 +332,7 @@ export function readCloudToken(cfg: Config): string {
     }).trim();
     if (text === '') throw new HetznerConfigError(`Hetzner Cloud token file ${file} is empty`);
     if (/\s/.test(text)) throw new HetznerConfigError(`Hetzner Cloud token file ${file} must hold the token alone (found whitespace inside)`);
+    registerSecrets(text);
     return text;
   }
   if (value !== undefined && value.trim() !== '') return value.trim();

@@ -15,6 +15,7 @@ import { type Config } from '../config/schema.js';
 import { type Logger } from '../log.js';
 import { type HolderState, type VipManager } from './manager.js';
 import { type Clock, realClock } from './hetzner-clock.js';
+import { registerBasicAuth } from '../ops/redact.js';
 import { readRobotCredentials } from './hetzner-credentials.js';
 import { HetznerBudgetError, HetznerConfigError, HetznerNotReadyError, HetznerResponseError } from './hetzner-errors.js';
 import { type FetchLike } from './hetzner-http.js';
@@ -259,6 +260,7 @@ export function createHetznerRobotManager(
   }
   const file = cfg['hetzner-credentials-file'];
   const creds = readRobotCredentials(file);
+  registerBasicAuth(creds.user, creds.pass);
   const mlog = log.child({ manager: 'hetzner' });
   for (const w of creds.warnings) mlog.warn(w);
   const closing = new AbortController();

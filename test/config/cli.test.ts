@@ -46,7 +46,7 @@ describe('vip-manager executable', () => {
     assert.equal(EXIT_CONFIG, 78);
     assert.deepEqual(r.stderr.trimEnd().split('\n'), [
       'vip-manager: config error: ip: "bad" from flag --ip is not valid; expected an IPv4 or IPv6 address',
-      'vip-manager: config error: retry-num: 0 from flag --retry-num is not valid; expected a positive whole number of attempts',
+      'vip-manager: config error: retry-num: 0 from flag --retry-num is not valid; expected a whole number of attempts, 1-100',
     ]);
     assert.equal(r.stdout, '');
   });

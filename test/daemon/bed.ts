@@ -28,6 +28,8 @@ export const NAMES = ['n1', 'n2'] as const;
 
 export interface StartOptions {
   unprivileged?: boolean;
+  /** With `unprivileged`: the capabilities kept (see DaemonOptions.caps). */
+  caps?: readonly string[];
   ip?: string;
   netmask?: string;
   /** Defaults to the bed's etcd; e.g. a proxy in front of it. */
@@ -61,6 +63,7 @@ export async function createBed(etcdOpts: StartEtcdOptions = {}): Promise<Bed> {
       const d = new Daemon({
         ns: bed.nodes[i].ns,
         unprivileged: opts.unprivileged,
+        caps: opts.caps,
         env: opts.env,
         command: opts.command,
         args: [

@@ -58,8 +58,9 @@ test('KV answers: value, null Value, 404, 403, missing index header, wrong key',
   const h = { 'x-consul-index': '77' };
   const entry = (v: unknown) => JSON.stringify([{ LockIndex: 1, Key: 'k', Flags: 0, Value: v, Session: 's1', CreateIndex: 5, ModifyIndex: 77 }]);
   assert.deepEqual(interpretKvAnswer(answer(200, entry(Buffer.from('node1').toString('base64')), h), 'k', false),
-    { kind: 'found', value: 'node1', modifyIndex: 77n, index: 77n, session: 's1' });
-  assert.equal((interpretKvAnswer(answer(200, entry(null), h), 'k', false) as { value: string }).value, '');
+    { kind: 'found', value: Buffer.from('node1'), modifyIndex: 77n, index: 77n, session: 's1' });
+  assert.throws(() => interpretKvAnswer(answer(200, entry('bm9kZTE'), h), 'k', false), /not valid base64/, 'unpadded: not what Consul writes');
+  assert.deepEqual((interpretKvAnswer(answer(200, entry(null), h), 'k', false) as { value: Buffer }).value, Buffer.alloc(0));
   assert.deepEqual(interpretKvAnswer(answer(404, '', h), 'k', false), { kind: 'absent', index: 77n });
   assert.throws(() => interpretKvAnswer(answer(403, 'ACL not found'), 'k', true),
     (e: unknown) => e instanceof ConsulAclError && e.tokenNotFound && /check that consul-token/.test(e.message));

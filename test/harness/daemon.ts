@@ -46,6 +46,11 @@ export interface DaemonOptions {
   /** Run as user nobody holding only CAP_NET_ADMIN and CAP_NET_RAW (ambient). */
   unprivileged?: boolean;
   /**
+   * With `unprivileged`: the capabilities kept (setpriv names, e.g. 'net_admin'), instead of
+   * net_admin and net_raw; [] for none.
+   */
+  caps?: readonly string[];
+  /**
    * The executable and its leading arguments, instead of `node bin/vip-manager.js` (e.g. an
    * installed package: `StockRoot.command(['/usr/bin/vip-manager'])`).
    */
@@ -65,7 +70,7 @@ export class Daemon {
     const args = [...pre, ...opts.args, '--log-format', 'json'];
     const env = { ...cleanEnv(), ...opts.env };
     this.child = opts.unprivileged
-      ? opts.ns.spawn('setpriv', ['--reuid=nobody', '--regid=nogroup', '--clear-groups', '--inh-caps=+net_admin,+net_raw', '--ambient-caps=+net_admin,+net_raw', node!, ...args], { env })
+      ? opts.ns.spawn('setpriv', ['--reuid=nobody', '--regid=nogroup', '--clear-groups', ...setprivCaps(opts.caps ?? ['net_admin', 'net_raw']), node!, ...args], { env })
       : opts.ns.spawn(node!, args, { env });
     createInterface({ input: this.child.stderr! }).on('line', (line) => this.onLine(line));
     createInterface({ input: this.child.stdout! }).on('line', (line) => this.rawLines.push(line));
@@ -154,6 +159,13 @@ export class Daemon {
   transcript(): string {
     return [...this.logs.map((r) => `${r.level} ${r.msg}`), ...this.rawLines].slice(-40).join('\n');
   }
+}
+
+/** setpriv flags that hand exactly `caps` across the change to user nobody (ambient). */
+function setprivCaps(caps: readonly string[]): string[] {
+  if (caps.length === 0) return ['--inh-caps=-all'];
+  const list = caps.map((c) => `+${c}`).join(',');
+  return [`--inh-caps=${list}`, `--ambient-caps=${list}`];
 }
 
 /** The test's own VIP_* variables must not leak into the daemon. */
