@@ -5,10 +5,9 @@ export const CONSUL_MAX_WAIT_MS = 600_000;
 
 /**
  * A blocking query waits this many `interval`s (10 s with the default 1000 ms). Changes arrive
- * the moment they happen whatever the wait; the wait only bounds how long a connection that
- * died silently (no FIN/RST: a frozen agent, a partition) can go unnoticed, and costs one
- * request per wait at idle. Consul's default of 5 minutes would leave a silently dead
- * connection undetected, and the VIP held on stale knowledge, for over 5 minutes.
+ * the moment they happen whatever the wait, and losing Consul is noticed by the leader check
+ * (below), not by the wait; the wait costs one request per wait at idle and bounds how long
+ * an answer can take at all.
  */
 export const WAIT_INTERVALS = 10;
 
@@ -55,4 +54,34 @@ export function blockingWaitMs(intervalMs: number): number {
 /** The client-side deadline of a blocking query that waits `waitMs`. */
 export function blockingTimeoutMs(waitMs: number): number {
   return waitMs + Math.ceil(waitMs / CONSUL_JITTER_FRACTION) + ANSWER_MARGIN_MS;
+}
+
+/**
+ * The leader check: while a blocking query is parked, a non-blocking ?consistent read of the
+ * key every `interval` (at least LEADER_CHECK_MIN_PERIOD_MS apart). A parked query does not
+ * notice anything: Consul verifies leadership only when a pass of its loop starts (a change
+ * of the key), so an agent that lost its servers answers at wait + jitter with the old value,
+ * and its next request is held for rpc_hold_timeout + wait + wait/16 before 500 "No cluster
+ * leader"; a silently partitioned agent answers never. Measured with the strict stand-in, the
+ * holder kept the VIP ~29 s at default settings that way. A ?consistent read needs a leader
+ * that still has its quorum, so a check that fails or does not answer in time means this node
+ * can no longer learn who the leader is.
+ */
+export const LEADER_CHECK_MIN_PERIOD_MS = 250;
+
+/**
+ * A check must answer within this (per endpoint tried): its period, clamped. An agent without a
+ * leader holds the request for 7 s instead of answering, so only a deadline turns that into a
+ * failure; 1 s is far above a consistent read's LAN latency (a few ms, one quorum round trip),
+ * yet keeps the release bound near the etcd path's.
+ */
+export const LEADER_CHECK_MIN_TIMEOUT_MS = 1_000;
+export const LEADER_CHECK_MAX_TIMEOUT_MS = 5_000;
+
+export function leaderCheckPeriodMs(intervalMs: number): number {
+  return Math.max(LEADER_CHECK_MIN_PERIOD_MS, intervalMs);
+}
+
+export function leaderCheckTimeoutMs(intervalMs: number): number {
+  return Math.min(LEADER_CHECK_MAX_TIMEOUT_MS, Math.max(LEADER_CHECK_MIN_TIMEOUT_MS, leaderCheckPeriodMs(intervalMs)));
 }

@@ -113,6 +113,8 @@ export interface HttpRequest {
    * 500 "No cluster leader"): return the reason to fail over to the next endpoint.
    */
   rejectAnswer?: (answer: HttpAnswer) => string | null;
+  /** Aborts this request alone (RequestAbortedError), e.g. to restart a parked blocking query. */
+  signal?: AbortSignal;
 }
 
 export interface FailoverHttpClientOptions {
@@ -225,7 +227,7 @@ export class FailoverHttpClient {
   }
 
   private requestOnce(endpoint: string, req: HttpRequest): Promise<HttpAnswer> {
-    if (this.closing.signal.aborted) return Promise.reject(new RequestAbortedError());
+    if (this.closing.signal.aborted || req.signal?.aborted) return Promise.reject(new RequestAbortedError());
     const url = joinUrl(endpoint, req.path, req.query);
     const secure = url.protocol === 'https:';
     const caFile = this.opts.tls.caFile;
@@ -240,6 +242,7 @@ export class FailoverHttpClient {
         for (const t of timers) clearTimeout(t);
         if (connectTimer) clearTimeout(connectTimer);
         this.closing.signal.removeEventListener('abort', onAbort);
+        req.signal?.removeEventListener('abort', onAbort);
         if (err) {
           r.destroy();
           reject(err);
@@ -253,6 +256,7 @@ export class FailoverHttpClient {
         headers: { accept: 'application/json', ...this.opts.headers },
       });
       this.closing.signal.addEventListener('abort', onAbort);
+      req.signal?.addEventListener('abort', onAbort);
       timers.push(setTimeout(() => finish(new EndpointError(endpoint, 'response-timeout',
         `no answer within ${req.timeoutMs} ms`, { reusedSocket: r.reusedSocket })), req.timeoutMs));
       r.on('socket', (sock: Socket) => {

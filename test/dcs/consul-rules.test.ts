@@ -4,7 +4,8 @@ import { test } from 'node:test';
 import { ConsulAclError, ConsulResponseError } from '../../src/dcs/consul-errors.js';
 import { nextIndex, TokenBucket } from '../../src/dcs/consul-index.js';
 import { interpretKvAnswer, kvLocation, parseIndexHeader } from '../../src/dcs/consul-kv.js';
-import { blockingTimeoutMs, blockingWaitMs } from '../../src/dcs/consul-timing.js';
+import { blockingTimeoutMs, blockingWaitMs, leaderCheckPeriodMs, leaderCheckTimeoutMs } from '../../src/dcs/consul-timing.js';
+import { effectiveWaitMs } from '../standins/consul.js';
 import type { HttpAnswer } from '../../src/dcs/http-client.js';
 
 test('index rules: forward, unchanged, backwards (reset), zero (sanity check)', () => {
@@ -44,6 +45,19 @@ test('wait and timeouts: 10 intervals, clamped to [1 s, 10 m]; client timeout be
   assert.ok(blockingTimeoutMs(w) > w + w / 16 + 7_000, 'room for jitter and rpc_hold_timeout');
 });
 
+test('leader check: every interval (at least 250 ms apart), deadline = period clamped to [1 s, 5 s]', () => {
+  assert.deepEqual([leaderCheckPeriodMs(1000), leaderCheckTimeoutMs(1000)], [1000, 1000], 'defaults');
+  assert.deepEqual([leaderCheckPeriodMs(10), leaderCheckTimeoutMs(10)], [250, 1000]);
+  assert.deepEqual([leaderCheckPeriodMs(3000), leaderCheckTimeoutMs(3000)], [3000, 3000]);
+  assert.deepEqual([leaderCheckPeriodMs(60_000), leaderCheckTimeoutMs(60_000)], [60_000, 5000]);
+});
+
+test('stand-in waits as Consul: no wait → 5 min, capped at 10 min', () => {
+  assert.equal(effectiveWaitMs(0), 300_000);
+  assert.equal(effectiveWaitMs(20 * 60_000), 600_000);
+  assert.equal(effectiveWaitMs(1500), 1500);
+});
+
 test('key location: leading slash stripped, segments encoded', () => {
   assert.deepEqual(kvLocation('/service/pgcluster/leader'), { key: 'service/pgcluster/leader', path: 'v1/kv/service/pgcluster/leader' });
   assert.equal(kvLocation('a b/c?d').path, 'v1/kv/a%20b/c%3Fd');
@@ -63,7 +77,10 @@ test('KV answers: value, null Value, 404, 403, missing index header, wrong key',
   assert.deepEqual((interpretKvAnswer(answer(200, entry(null), h), 'k', false) as { value: Buffer }).value, Buffer.alloc(0));
   assert.deepEqual(interpretKvAnswer(answer(404, '', h), 'k', false), { kind: 'absent', index: 77n });
   assert.throws(() => interpretKvAnswer(answer(403, 'ACL not found'), 'k', true),
-    (e: unknown) => e instanceof ConsulAclError && e.tokenNotFound && /check that consul-token/.test(e.message));
+    (e: unknown) => e instanceof ConsulAclError && e.tokenNotFound && /consul-token is not a token this Consul knows/.test(e.message));
+  assert.throws(() => interpretKvAnswer(answer(403, "Permission denied: token with AccessorID 'x' lacks permission 'key:read' on \"k\""), 'k', true),
+    (e: unknown) => e instanceof ConsulAclError && !e.tokenNotFound && /grant its policy key:read/.test(e.message));
+  assert.throws(() => interpretKvAnswer(answer(403, 'Permission denied: anonymous token lacks permission'), 'k', false), /no token was sent/);
   assert.throws(() => interpretKvAnswer(answer(404, ''), 'k', false),
     (e: unknown) => e instanceof ConsulResponseError && /X-Consul-Index/.test(e.message), 'a 404 from something that is not Consul');
   assert.throws(() => interpretKvAnswer(answer(200, entry('eA=='), h), 'other', false), /not "other"/);

@@ -2,10 +2,11 @@
 // follows Consul's HTTP API documentation; see test/standins/consul.ts).
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
+import http from 'node:http';
 import { after, describe as suite, test } from 'node:test';
 import type { Config } from '../../src/config/schema.js';
 import { CHURN_BURST, CHURN_REFILL_MS } from '../../src/dcs/consul-index.js';
-import { ConsulAclError } from '../../src/dcs/consul-errors.js';
+import { ConsulAclError, ConsulLeaderCheckError } from '../../src/dcs/consul-errors.js';
 import { ConsulLeaderSource, createConsulSource, type ConsulSourceOptions } from '../../src/dcs/consul.js';
 import { silentLogger } from '../../src/log.js';
 import type { LeaderUnreachable, LeaderValue } from '../../src/dcs/source.js';
@@ -43,6 +44,35 @@ function source(over: Partial<ConsulSourceOptions> & { endpoints: string[] }): C
 }
 
 const kvReads = (c: ConsulStandin) => c.requests.filter((r) => r.method === 'GET' && r.key === KEY);
+const blockingReads = (c: ConsulStandin) => kvReads(c).filter((r) => r.index !== '');
+const plainReads = (c: ConsulStandin) => kvReads(c).filter((r) => r.index === '');
+
+interface Got { status: number; headers: http.IncomingHttpHeaders; body: string; ms: number }
+
+/** One plain HTTP GET, timed from sending to the end of the answer. */
+function httpGet(url: string, headers: Record<string, string> = {}): Promise<Got> {
+  const t0 = performance.now();
+  return new Promise((resolve, reject) => {
+    http.get(url, { headers, agent: false }, (res) => {
+      const chunks: Buffer[] = [];
+      res.on('data', (c: Buffer) => chunks.push(c));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks).toString('utf8'), ms: performance.now() - t0 }));
+    }).on('error', reject);
+  });
+}
+
+/** Resolves once `pred` holds (polled; the stand-in's request log has no events). */
+async function until(what: string, pred: () => boolean, timeoutMs: number): Promise<number> {
+  const t0 = performance.now();
+  while (!pred()) {
+    if (performance.now() - t0 > timeoutMs) throw new Error(`${what}: not within ${timeoutMs} ms`);
+    await sleep(5);
+  }
+  return performance.now() - t0;
+}
+
+/** Resolves once a blocking query on KEY is parked on the stand-in (sent, not answered). */
+const parked = (c: ConsulStandin) => until('a parked blocking query', () => blockingReads(c).some((r) => r.status === null), 5000);
 
 suite('Consul leader source', () => {
   test('absent key, ours, another, deleted', async () => {
@@ -80,7 +110,7 @@ suite('Consul leader source', () => {
     const src = source({ endpoints: [c.url], intervalMs: 10_000 });
     const v = collectViews(src);
     await v.waitFor(isValue('node1'), 2000);
-    await sleep(150); // the blocking query is now parked on the server
+    await parked(c);
     const reads = kvReads(c);
     assert.equal(reads[0]!.index, '', 'the first read is a plain read');
     assert.ok(reads[0]!.query.has('consistent'));
@@ -96,52 +126,72 @@ suite('Consul leader source', () => {
     assert.ok(took < 500, `change seen after ${took.toFixed(0)} ms (interval is 10000)`);
   });
 
-  test('at idle: one blocking query per wait period, no polling', async () => {
+  test('at idle: one blocking query per wait, plus one leader check per interval', async () => {
     const c = await standin();
     c.put(KEY, 'node1');
-    // interval 100 ms → wait 1 s (the minimum); Consul adds up to wait/16 jitter.
+    // interval 100 ms → wait 1 s (the minimum; Consul adds up to wait/16 jitter), leader check
+    // every 250 ms (its minimum period).
     const v = collectViews(source({ endpoints: [c.url], intervalMs: 100 }));
     await v.waitFor(isValue('node1'), 2000);
     c.clearLog();
     await sleep(3_300);
-    const n = kvReads(c).length;
-    assert.ok(n >= 3 && n <= 4, `${n} reads in 3.3 s with a 1 s wait`);
-    assert.ok(kvReads(c).every((r) => r.query.get('wait') === '1000ms' && r.index !== ''), 'all of them blocking');
+    const n = blockingReads(c).length;
+    assert.ok(n >= 3 && n <= 4, `${n} blocking reads in 3.3 s with a 1 s wait`);
+    assert.ok(blockingReads(c).every((r) => r.query.get('wait') === '1000ms'), 'all with the wait');
+    const checks = plainReads(c);
+    assert.ok(checks.length >= 10 && checks.length <= 14, `${checks.length} leader checks in 3.3 s, one per 250 ms`);
+    assert.ok(checks.every((r) => r.query.has('consistent') && !r.query.has('wait')), 'checks are non-blocking consistent reads');
     assert.equal(v.views.length, 1, 'an unchanged answer is not reported again');
   });
 
-  test('index going backwards (resetIndex): reset to 0 once, right value, then blocking again', async () => {
-    const c = await standin({ initialIndex: 1000 });
+  test('idle cost at the default interval: the parked query stays parked, one leader check per second', async () => {
+    const c = await standin();
     c.put(KEY, 'node1');
-    const v = collectViews(source({ endpoints: [c.url], intervalMs: 100 }));
+    const v = collectViews(source({ endpoints: [c.url] }));
     await v.waitFor(isValue('node1'), 2000);
-    await sleep(100);
+    await parked(c);
     c.clearLog();
-    c.resetIndex(5);
-    await sleep(400);
-    c.put(KEY, 'node2'); // index 6: only seen if the client waits on the new, lower index
-    await v.waitFor(isValue('node2'), 1000);
-    // The parked query returned at once with index 5 (< 1001): the client resets (0, raised to
-    // 1 by the sanity check: never 0 after an answer), which returns the current state at once,
-    // and then blocks on the new, lower index.
-    const idx = kvReads(c).map((r) => r.index);
-    assert.equal(idx[0], '1', `restart right after the reset: ${idx.join(',')}`);
-    assert.equal(idx[1], '5', `then blocking on the new, lower index: ${idx.join(',')}`);
-    assert.ok(idx.every((i) => i !== '' && i !== '0'), `no plain read after the first answer: ${idx.join(',')}`);
+    await sleep(3_500);
+    assert.equal(blockingReads(c).length, 0, 'no new blocking query (wait 10 s)');
+    const checks = plainReads(c).length;
+    assert.ok(checks >= 3 && checks <= 4, `${checks} leader checks in 3.5 s`);
   });
 
-  test('snapshot restore to an older state: the older value is reported', async () => {
+  test('index going backwards (resetIndex): the parked query answers the old state; the leader check restarts the watch', async () => {
+    const c = await standin({ initialIndex: 1000 });
+    c.put(KEY, 'node1');
+    // Default interval: the wait is 10 s, so only the leader check (every 1 s) can notice soon.
+    const v = collectViews(source({ endpoints: [c.url] }));
+    await v.waitFor(isValue('node1'), 2000);
+    await parked(c);
+    c.clearLog();
+    c.resetIndex(5);
+    const took = await until('blocking on the new, lower index', () => blockingReads(c).some((r) => r.index === '5'), 10_000);
+    const idx = kvReads(c).map((r) => r.index);
+    // As in Consul, the parked query returned at once with its last pass (index 1001), so the
+    // client parked on 1001 again; the check read index 5 and restarted with a plain read.
+    assert.equal(idx[0], '1001', `re-parked on the old index first: ${idx.join(',')}`);
+    assert.ok(idx.includes(''), `a plain read restarted the watch: ${idx.join(',')}`);
+    assert.ok(took < 10_000, `restarted ${took.toFixed(0)} ms after the reset (the wait is 10 s)`);
+    c.put(KEY, 'node2'); // index 6: only seen at once if the client waits on the new, lower index
+    await v.waitFor(isValue('node2'), 1000);
+  });
+
+  test('snapshot restore to an older state: the older value is reported within a leader-check period, not after the wait', async () => {
     const c = await standin();
     c.put(KEY, 'node1');
     const snap = c.snapshot();
     c.put(KEY, 'node2');
     const v = collectViews(source({ endpoints: [c.url] }));
     await v.waitFor(isValue('node2'), 2000);
-    await sleep(100);
+    await parked(c);
+    const t0 = performance.now();
     c.restore(snap);
-    await v.waitFor(isValue('node1'), 1000);
+    await v.waitFor(isValue('node1'), 9_000); // the wait is 10 s: only the leader check can be this quick
+    const took = performance.now() - t0;
     c.put(KEY, 'node3');
     await v.waitFor(isValue('node3'), 1000);
+    assert.ok(took < 9_000, `older value after ${took.toFixed(0)} ms`);
   });
 
   test('X-Consul-Index 0 (a Consul bug): the client waits on 1, never busy-loops on 0', async () => {
@@ -151,12 +201,14 @@ suite('Consul leader source', () => {
     const v = collectViews(source({ endpoints: [c.url], intervalMs: 100 }));
     await v.waitFor(isValue('node1'), 2000);
     await sleep(1_500);
-    const reads = kvReads(c);
-    assert.equal(reads[0]!.index, '');
-    assert.ok(reads.slice(1).every((r) => r.index === '1'), `indexes sent: ${reads.map((r) => r.index).join(',')}`);
+    const reads = blockingReads(c);
+    assert.equal(kvReads(c)[0]!.index, '');
+    assert.ok(reads.length > 0 && reads.every((r) => r.index === '1'), `indexes sent: ${reads.map((r) => r.index).join(',')}`);
     // The key's ModifyIndex is above 1, so each blocking read returns at once: the churn limiter
     // (a burst, then one read per CHURN_REFILL_MS) bounds the rate.
-    assert.ok(reads.length <= 1 + CHURN_BURST + Math.ceil(1_500 / CHURN_REFILL_MS) + 2, `${reads.length} reads in 1.5 s`);
+    assert.ok(reads.length <= CHURN_BURST + Math.ceil(1_500 / CHURN_REFILL_MS) + 2, `${reads.length} blocking reads in 1.5 s`);
+    // The leader check takes a 0 index as 1 too, so it never sees "backwards" and restarts nothing.
+    assert.ok(plainReads(c).length <= 1 + Math.ceil(1_500 / 250) + 1, `${plainReads(c).length} plain reads in 1.5 s`);
   });
 
   test('ACL: the token is sent; a wrong token is a ConsulAclError, logged once, not hot-looped', async () => {
@@ -193,22 +245,181 @@ suite('Consul leader source', () => {
     assert.equal(kvReads(c).length, 1, 'a permission error is not retried within 30 s');
   });
 
-  test('500 "No cluster leader" → unreachable; back to a value when a leader is elected', async () => {
+  test('stand-in: the token is read from ?token=, X-Consul-Token or Authorization: Bearer; unknown → 403 "ACL not found"', async () => {
+    const c = await standin({ tokens: { reader: { accessorId: 'a-1', keyPrefix: { 'service/': 'read' } } } });
+    c.put(KEY, 'node1');
+    const url = `${c.url}/v1/kv/${KEY}`;
+    assert.equal((await httpGet(url, { 'X-Consul-Token': 'reader' })).status, 200);
+    assert.equal((await httpGet(url, { Authorization: 'Bearer reader' })).status, 200);
+    assert.equal((await httpGet(`${url}?token=reader`)).status, 200);
+    assert.deepEqual(c.requests.map((r) => r.tokenVia), ['header', 'bearer', 'query']);
+    const unknown = await httpGet(url, { 'X-Consul-Token': 'nope' });
+    assert.deepEqual([unknown.status, unknown.body], [403, 'ACL not found']);
+    const other = await httpGet(`${c.url}/v1/kv/elsewhere/leader`, { 'X-Consul-Token': 'reader' });
+    assert.deepEqual([other.status, other.body], [403, `Permission denied: token with AccessorID 'a-1' lacks permission 'key:read' on "elsewhere/leader"`]);
+  });
+
+  test('ACL: a valid token without key:read on the key → 403 "Permission denied"; a clear error naming the key, reported as unreachable, never as a value, retried every 30 s', async () => {
+    const c = await standin({ tokens: { 'no-read': { accessorId: 'acc-42', keyPrefix: { 'service/other/': 'read' } } } });
+    c.put(KEY, 'node1');
+    const cap = captureLog();
+    const v = collectViews(source({ endpoints: [c.url], token: 'no-read', log: cap.log }));
+    const view = (await v.waitFor(isUnreachable, 2000)) as LeaderUnreachable;
+    assert.ok(view.error instanceof ConsulAclError, `${view.error.name}: ${view.error.message}`);
+    assert.equal(view.error.tokenNotFound, false);
+    assert.match(view.error.message, /refused to read "service\/pgcluster\/leader" \(403 Permission denied: token with AccessorID 'acc-42' lacks permission 'key:read'/);
+    assert.match(view.error.message, /the token is valid but may not read "service\/pgcluster\/leader"; grant its policy key:read there/);
+    await sleep(1_500);
+    assert.equal(kvReads(c).length, 1, 'not retried within 30 s');
+    assert.ok(v.views.every((x) => x.kind === 'unreachable'), 'no value is made up from a refusal');
+    const errors = cap.lines.filter((l) => l.msg === 'Consul ACL error');
+    assert.equal(errors.length, 1);
+    assert.equal(errors[0]!.level, 50, 'logged as an error');
+    assert.ok(!JSON.stringify(cap.lines).includes('no-read'), 'the token never reaches the log');
+  });
+
+  test('ACL: key:read revoked while a query is parked: the leader check notices within an interval, the watch reports the 403', async (t) => {
+    const c = await standin({ tokens: { reader: { keyPrefix: { 'service/': 'read' } } } });
+    c.put(KEY, 'node1');
+    const v = collectViews(source({ endpoints: [c.url], token: 'reader' }));
+    await v.waitFor(isValue('node1'), 2000);
+    await parked(c);
+    const t0 = performance.now();
+    c.setTokenRules('reader', { keyPrefix: { 'service/': 'deny' } });
+    const down = (await v.waitFor(isUnreachable, 10_000)) as LeaderUnreachable;
+    t.diagnostic(`noticed after ${(performance.now() - t0).toFixed(0)} ms`);
+    assert.ok(performance.now() - t0 < 10_000);
+    assert.ok(down.error instanceof ConsulAclError, `${down.error.name}: ${down.error.message}`);
+    assert.match(down.error.message, /Permission denied/);
+    assert.equal(down.last?.value, 'node1');
+    c.setTokenRules('reader', { keyPrefix: { 'service/': 'read' } });
+  });
+
+  test('the agent loses its leader while a query is parked: the query is not woken (as in Consul), the leader check reports it within interval + its timeout', async (t) => {
+    const c = await standin({ rpcHoldTimeoutMs: 1500 });
+    c.put(KEY, 'node1');
+    const v = collectViews(source({ endpoints: [c.url], retryAfterMs: 50 }));
+    await v.waitFor(isValue('node1'), 2000);
+    await parked(c);
+    const parkedQuery = blockingReads(c).find((r) => r.status === null)!;
+    const t0 = performance.now();
+    c.setNoLeader(true);
+    const down = (await v.waitFor(isUnreachable, 10_000)) as LeaderUnreachable;
+    const took = performance.now() - t0;
+    t.diagnostic(`noticed ${took.toFixed(0)} ms after the leader was lost (interval 1000, check timeout 1000)`);
+    // Bound: one check period (1 s) + the check's deadline (1 s); asserted with a 5× margin.
+    assert.ok(took < 10_000, `noticed after ${took.toFixed(0)} ms`);
+    assert.equal(parkedQuery.status, null, 'the parked blocking query was never answered: no early wake-up');
+    assert.ok(down.error instanceof ConsulLeaderCheckError, `${down.error.name}: ${down.error.message}`);
+    assert.match(down.error.message, /no answer within 1000 ms.*cannot reach a cluster leader/);
+    assert.equal(down.failures, 1);
+    assert.equal(down.last?.value, 'node1', 'the last value travels with the outage');
+    // The watch restarts with a plain read, which the agent holds for rpc_hold_timeout and then
+    // answers with the clear reason.
+    const second = (await v.waitFor((x) => x.kind === 'unreachable' && x.failures === 2, 10_000)) as LeaderUnreachable;
+    assert.match(second.error.message, /HTTP 500: No cluster leader/);
+    assert.equal(second.since, down.since, 'since stays at the first failure');
+    c.setNoLeader(false);
+    const n = v.views.length;
+    await v.waitFor(isValue('node1'), 10_000, n);
+  });
+
+  test('a silent partition (no answers, no RST): the leader check reports it within interval + its timeout; back after the heal', async (t) => {
     const c = await standin();
     c.put(KEY, 'node1');
     const v = collectViews(source({ endpoints: [c.url], retryAfterMs: 50 }));
     await v.waitFor(isValue('node1'), 2000);
-    await sleep(100);
-    c.setNoLeader(true); // the parked blocking query re-checks leadership, as Consul's loop does
-    const down = (await v.waitFor(isUnreachable, 1000)) as LeaderUnreachable;
-    assert.match(down.error.message, /No cluster leader/);
-    assert.equal(down.failures, 1);
-    assert.equal(down.last?.value, 'node1', 'the last value travels with the outage');
-    const second = (await v.waitFor((x) => x.kind === 'unreachable' && x.failures === 2, 1000)) as LeaderUnreachable;
-    assert.equal(second.since, down.since, 'since stays at the first failure');
-    c.setNoLeader(false);
+    await parked(c);
+    const t0 = performance.now();
+    c.setUnreachable(true);
+    const down = (await v.waitFor(isUnreachable, 10_000)) as LeaderUnreachable;
+    const took = performance.now() - t0;
+    t.diagnostic(`noticed ${took.toFixed(0)} ms after the partition`);
+    assert.ok(took < 10_000, `noticed after ${took.toFixed(0)} ms`);
+    assert.ok(down.error instanceof ConsulLeaderCheckError);
+    c.setUnreachable(false);
     const n = v.views.length;
-    await v.waitFor(isValue('node1'), 2000, n);
+    await v.waitFor(isValue('node1'), 15_000, n);
+  });
+
+  test('rpc_hold_timeout: a plain read on an agent without a leader is held 7 s, then 500 "No cluster leader" is the reported cause', async (t) => {
+    const c = await standin();
+    c.put(KEY, 'node1');
+    c.setNoLeader(true);
+    const t0 = performance.now();
+    const v = collectViews(source({ endpoints: [c.url] }));
+    const down = (await v.waitFor(isUnreachable, 12_000)) as LeaderUnreachable;
+    const took = performance.now() - t0;
+    t.diagnostic(`500 after ${took.toFixed(0)} ms`);
+    assert.ok(took >= 6_900, `answered after ${took.toFixed(0)} ms, before rpc_hold_timeout`);
+    // The read's deadline (8 s) lets the agent's own answer arrive instead of a timeout.
+    assert.match(down.error.message, /HTTP 500: No cluster leader/);
+    assert.equal(c.count((r) => r.status === 500), 1);
+    c.setNoLeader(false);
+  });
+
+  test('stand-in: a blocking query without a leader is held rpc_hold_timeout + wait + wait/16, then 500', async () => {
+    const c = await standin({ rpcHoldTimeoutMs: 300 });
+    c.put(KEY, 'node1');
+    c.setNoLeader(true);
+    const r = await httpGet(`${c.url}/v1/kv/${KEY}?consistent&index=${c.indexFor(KEY)}&wait=1s`);
+    assert.equal(r.status, 500);
+    assert.equal(r.body, 'No cluster leader');
+    // 300 + 1000 + 1000/16 ms exactly; the slack is for a loaded machine, far from a 7 s hold.
+    assert.ok(r.ms >= 300 + 1000 + 62 - 5 && r.ms < 300 + 1062 + 1500, `held ${r.ms.toFixed(0)} ms`);
+    const stale = await httpGet(`${c.url}/v1/kv/${KEY}?stale`);
+    assert.equal(stale.status, 200, 'stale reads need no leader');
+    assert.equal(stale.headers['x-consul-knownleader'], 'false');
+    assert.ok(Number(stale.headers['x-consul-lastcontact']) >= 1300, `LastContact ${stale.headers['x-consul-lastcontact']} ms`);
+  });
+
+  test('stand-in: a query parked across a leader loss answers at wait + jitter with its last pass (200, KnownLeader true)', async () => {
+    const c = await standin();
+    const idx = c.put(KEY, 'node1');
+    const pending = httpGet(`${c.url}/v1/kv/${KEY}?consistent&index=${idx}&wait=800ms`);
+    await parked(c);
+    c.setNoLeader(true);
+    const r = await pending;
+    assert.ok(r.ms >= 795 && r.ms < 800 + 50 + 1500, `answered after ${r.ms.toFixed(0)} ms (not held for rpc_hold_timeout)`);
+    assert.equal(r.status, 200);
+    assert.equal(r.headers['x-consul-index'], String(idx));
+    assert.equal(r.headers['x-consul-knownleader'], 'true', 'meta of the last pass, taken while there was a leader');
+    assert.equal(r.headers['x-consul-lastcontact'], '0');
+    assert.equal(JSON.parse(r.body)[0].Key, KEY);
+  });
+
+  test('stand-in: blocking answers come at wait + [0, wait/16) jitter, and the jitter varies', async () => {
+    const c = await standin();
+    const idx = c.put(KEY, 'node1');
+    // wait 8 s: jitter below 500 ms, large against scheduling noise, so a jitter of wait/8
+    // would almost surely show among 16 queries.
+    const rs = await Promise.all(Array.from({ length: 16 }, () => httpGet(`${c.url}/v1/kv/${KEY}?index=${idx}&wait=8s`)));
+    const ms = rs.map((r) => r.ms).sort((a, b) => a - b);
+    assert.ok(rs.every((r) => r.status === 200 && r.headers['x-consul-index'] === String(idx)));
+    assert.ok(ms[0]! >= 7_995, `earliest ${ms[0]!.toFixed(0)} ms`);
+    assert.ok(ms.at(-1)! < 8_000 + 500 + 300, `latest ${ms.at(-1)!.toFixed(0)} ms (jitter < 500 ms, plus scheduling)`);
+    assert.ok(ms.at(-1)! - ms[0]! >= 20, `jitter spread ${(ms.at(-1)! - ms[0]!).toFixed(0)} ms over 16 queries`);
+  });
+
+  test('stand-in: index headers as documented: 200 and 404 carry X-Consul-Index (never 0), KnownLeader, LastContact; a missing key keeps blocking across unrelated writes', async () => {
+    const c = await standin();
+    const miss = await httpGet(`${c.url}/v1/kv/${KEY}`);
+    assert.equal(miss.status, 404);
+    assert.equal(miss.body, '');
+    assert.equal(miss.headers['x-consul-index'], '1', 'an empty KV table reports 1, not 0');
+    assert.equal(miss.headers['x-consul-knownleader'], 'true');
+    assert.equal(miss.headers['x-consul-lastcontact'], '0');
+    const other = c.put('unrelated/key', 'x');
+    const pending = httpGet(`${c.url}/v1/kv/${KEY}?index=${other}&wait=600ms`);
+    await parked(c);
+    c.put('unrelated/key', 'y');
+    const r = await pending;
+    assert.ok(r.ms >= 595, `a missing key's query returned after ${r.ms.toFixed(0)} ms on an unrelated write`);
+    assert.equal(r.status, 404);
+    const bad = await httpGet(`${c.url}/v1/kv/${KEY}?index=x`);
+    assert.deepEqual([bad.status, bad.body], [400, 'Invalid index']);
+    const badWait = await httpGet(`${c.url}/v1/kv/${KEY}?index=1&wait=soon`);
+    assert.deepEqual([badWait.status, badWait.body], [400, 'Invalid wait time']);
   });
 
   test('endpoint failover: first endpoint down → second used; and back', async () => {
@@ -232,7 +443,7 @@ suite('Consul leader source', () => {
   });
 
   test('a 5xx endpoint ("No cluster leader" on this agent) is failed over to the next', async () => {
-    const a = await standin();
+    const a = await standin({ rpcHoldTimeoutMs: 300 });
     const b = await standin();
     a.setNoLeader(true);
     b.put(KEY, 'node1');

@@ -2,7 +2,8 @@
 // Consul stand-in (test/standins/consul.ts) listening on the switch address, and the VIP is
 // checked on the real interfaces. The same assertions as for etcd (test/daemon/follow.test.ts),
 // the reaction time with a long `interval`, the DCS-loss policies for a DCS without a lease
-// deadline, and the ACL token.
+// deadline, the ACL token, and what a holder does when its agent loses the cluster leader or
+// is cut off silently (the stand-in does not wake parked queries then, as Consul does not).
 import assert from 'node:assert/strict';
 import { after, afterEach, before, describe, test } from 'node:test';
 import { eventually, hasVip, type Daemon } from '../harness/daemon.js';
@@ -22,10 +23,40 @@ function consulArgs(i: 0 | 1, consul: ConsulStandin, extra: string[] = []): stri
   ];
 }
 
+/** The daemon's own defaults for everything but the VIP and the source (interval 1000, retry-after 250, retry-num 3). */
+function defaultArgs(i: 0 | 1, consul: ConsulStandin): string[] {
+  return [
+    '--ip', VIP4, '--netmask', '24', '--interface', 'eth0',
+    '--dcs-type', 'consul', '--dcs-endpoints', consul.url, '--trigger-key', KEY, '--trigger-value', NAMES[i],
+  ];
+}
+
+/** Blocking queries on the key that the stand-in holds (sent, not answered). */
+const parkedQueries = (c: ConsulStandin) => c.requests.filter((r) => r.method === 'GET' && r.key === KEY && r.index !== '' && r.status === null);
+
+/** A MAC from the documentation range (RFC 7042): frames sent to it reach no one. */
+const NOWHERE_MAC = '00:00:5e:00:53:01';
+
 describe('daemon with dcs-type consul (Consul stand-in on the LAN)', { concurrency: false }, () => {
   let bed: SourcesBed;
   let consul: ConsulStandin;
   const v = (i: 0 | 1) => hasVip(bed.nodes[i].ns, V4);
+  /**
+   * A silent partition between n1 and the agent: each side's neighbour entry for the other
+   * points at a MAC no one has, so frames vanish in both directions (no RST, no ICMP) while
+   * both links stay up. Only inside this bed's namespaces.
+   */
+  const partition = (on: boolean) => {
+    const n1 = bed.nodes[0];
+    if (on) {
+      n1.ns.ip('neigh', 'replace', SWITCH_IP, 'lladdr', NOWHERE_MAC, 'dev', 'eth0', 'nud', 'permanent');
+      bed.lan.sw.ip('neigh', 'replace', n1.ipv4, 'lladdr', NOWHERE_MAC, 'dev', 'br0', 'nud', 'permanent');
+    } else {
+      for (const del of [() => n1.ns.ip('neigh', 'del', SWITCH_IP, 'dev', 'eth0'), () => bed.lan.sw.ip('neigh', 'del', n1.ipv4, 'dev', 'br0')]) {
+        try { del(); } catch { /* not partitioned */ }
+      }
+    }
+  };
 
   before(async () => {
     bed = await createSourcesBed();
@@ -39,8 +70,10 @@ describe('daemon with dcs-type consul (Consul stand-in on the LAN)', { concurren
   afterEach(async () => {
     await bed.stopAll();
     // A test that stopped the stand-in or took its leader away must not leave it so.
+    partition(false);
     await consul.start();
     consul.setNoLeader(false);
+    consul.setUnreachable(false);
     consul.delete(KEY);
     // A VIP left behind by a SIGKILLed holder would confuse the next test.
     for (const i of [0, 1] as const) if (v(i)) bed.nodes[i].ns.ip('addr', 'del', V4, 'dev', 'eth0');
@@ -127,7 +160,7 @@ describe('daemon with dcs-type consul (Consul stand-in on the LAN)', { concurren
     assert.equal(v(0), false, 'the VIP is gone from n1');
     assert.equal(v(1), false, 'and n2 (which never held it) did not take it');
     const failure = d1.logs.slice(mark).find((r) => r.msg === 'Consul is unreachable');
-    assert.ok(failure && /refused|reset|closed/.test(String(failure.err)), `the outage is logged with its cause:\n${d1.transcript()}`);
+    assert.ok(failure && /refused|reset|closed|hang up/i.test(String(failure.err)), `the outage is logged with its cause (${String(failure?.err)}):\n${d1.transcript()}`);
     assert.ok(releasedAfter < 3000, `released ${releasedAfter.toFixed(0)} ms after the stop`);
     // Back: the VIP returns to the key's holder.
     await consul.start();
@@ -150,18 +183,75 @@ describe('daemon with dcs-type consul (Consul stand-in on the LAN)', { concurren
     assert.ok(d1.logs.slice(mark).some((r) => r.msg === 'Consul is unreachable'), 'the outage was logged');
   });
 
-  test('no cluster leader (500 "No cluster leader") counts as unreachable: released, back when a leader is elected', async () => {
+  test('the agent loses its leader (a parked query is not woken, as in Consul): at default settings the holder releases within interval + check deadline + retries; back when a leader is elected', async (t) => {
     consul.put(KEY, 'n1');
-    const d1 = await bed.start(0, consulArgs(0, consul));
+    const d1 = await bed.start(0, defaultArgs(0, consul));
+    await bed.start(1, defaultArgs(1, consul));
     await eventually('VIP on n1', () => v(0), 3000);
+    await eventually('both daemons parked on the key', () => parkedQueries(consul).length >= 2, 5000);
+    const pending = parkedQueries(consul);
     const mark = d1.logs.length;
+    const lostAt = performance.now();
     consul.setNoLeader(true);
-    const release = await d1.waitForLog((r) => r.transition === 'release' && d1.logs.indexOf(r) >= mark, 5000, 'n1 release without a Consul leader');
+    const release = await d1.waitForLog((r) => r.transition === 'release' && d1.logs.indexOf(r) >= mark, 20_000, 'n1 release without a Consul leader');
+    const releasedAfter = performance.now() - lostAt;
+    t.diagnostic(`released ${releasedAfter.toFixed(0)} ms after the agent lost its leader`);
     assert.equal(release.cause, 'dcs-lost');
     assert.equal(v(0), false);
-    assert.ok(d1.logs.slice(mark).some((r) => typeof r.err === 'string' && r.err.includes('No cluster leader')), 'the log names the cause');
+    assert.equal(v(1), false, 'and n2, which cannot read the key either, did not take it');
+    // Bound: leader check period (1 s) + its deadline (1 s) + retry-num × retry-after (750 ms);
+    // asserted with a 5× margin. Without the check it was 18–29 s (wait + jitter, then the
+    // next query held for rpc_hold_timeout + wait + jitter).
+    assert.ok(releasedAfter < 15_000, `released ${releasedAfter.toFixed(0)} ms after the leader was lost`);
+    assert.ok(pending.every((r) => r.status === null), 'no parked query was answered: they were not woken');
+    const why = d1.logs.slice(mark).find((r) => r.msg === 'Consul is unreachable');
+    assert.ok(why && /leader check .* failed: .*no answer within 1000 ms/.test(String(why.err)), `the log names the cause:\n${d1.transcript()}`);
     consul.setNoLeader(false);
-    await eventually('VIP back on n1', () => v(0), 5000);
+    await eventually('VIP back on n1', () => v(0), 15_000);
+  });
+
+  test('a silent partition between the holder and its agent (packets lost, no RST): released within interval + check deadline + retries at default settings', async (t) => {
+    consul.put(KEY, 'n1');
+    const d1 = await bed.start(0, defaultArgs(0, consul));
+    await eventually('VIP on n1', () => v(0), 3000);
+    await eventually('n1 parked on the key', () => parkedQueries(consul).length >= 1, 5000);
+    const mark = d1.logs.length;
+    const cutAt = performance.now();
+    partition(true);
+    const release = await d1.waitForLog((r) => r.transition === 'release' && d1.logs.indexOf(r) >= mark, 30_000, 'n1 release after the partition');
+    const releasedAfter = performance.now() - cutAt;
+    t.diagnostic(`released ${releasedAfter.toFixed(0)} ms after the partition`);
+    assert.equal(release.cause, 'dcs-lost');
+    assert.equal(v(0), false);
+    assert.ok(releasedAfter < 15_000, `released ${releasedAfter.toFixed(0)} ms after the partition`);
+    partition(false);
+    await eventually('VIP back on n1 after the heal', () => v(0), 20_000);
+  });
+
+  test('key:read revoked from the token while holding: "Consul ACL error" names the key and the fix, and the holder releases as on DCS loss (no one else is leader)', async (t) => {
+    const TOKEN = 'c0ffee00-reader-5ec7e7';
+    const acl = await ConsulStandin.start({ host: SWITCH_IP, tokens: { [TOKEN]: { accessorId: 'acc-7', keyPrefix: { 'service/': 'read' } } } });
+    try {
+      acl.put(KEY, 'n1');
+      const d1 = await bed.start(0, consulArgs(0, acl, ['--consul-token', TOKEN]));
+      await eventually('VIP on n1', () => v(0), 3000);
+      await eventually('n1 parked on the key', () => parkedQueries(acl).length >= 1, 5000);
+      const mark = d1.logs.length;
+      const revokedAt = performance.now();
+      acl.setTokenRules(TOKEN, { accessorId: 'acc-7', keyPrefix: { 'service/': 'deny' } });
+      const err = await d1.waitForLog((r) => r.msg === 'Consul ACL error' && d1.logs.indexOf(r) >= mark, 10_000, 'the ACL error');
+      t.diagnostic(`ACL error logged ${(performance.now() - revokedAt).toFixed(0)} ms after the revocation`);
+      assert.equal(err.level, 50);
+      assert.match(String(err.err), /refused to read "service\/test\/leader" \(403 Permission denied: token with AccessorID 'acc-7' lacks permission 'key:read' on "service\/test\/leader"\)/);
+      assert.match(String(err.err), /grant its policy key:read there/);
+      const release = await d1.waitForLog((r) => r.transition === 'release' && d1.logs.indexOf(r) >= mark, 10_000, 'n1 release');
+      assert.equal(release.cause, 'dcs-lost', 'a refusal is loss of knowledge (dcs-loss policy), not "the key names another node"');
+      assert.equal(v(0), false);
+      assert.ok(!allOutput(d1).includes(TOKEN), 'the token is never logged');
+    } finally {
+      await bed.stopAll();
+      await acl.close();
+    }
   });
 
   test('dcs-loss keep: the holder keeps the VIP while Consul is down, and follows the key once it is back', async () => {

@@ -1,39 +1,53 @@
 // A Consul stand-in for tests: a real HTTP server on 127.0.0.1 serving the part of Consul's
-// HTTP API the Consul leader source uses. Consul cannot be installed here. It follows:
+// HTTP API the Consul leader source uses, as strict as a Consul client agent is where timing
+// and errors matter. Consul cannot be installed here. It follows:
 // - api-docs/kv.mdx ("Read Key", "Create/Update Key", "Delete Key"): GET/PUT/DELETE
 //   /v1/kv/<key>; GET answers a JSON array of {LockIndex, Key, Flags, Value (base64, null when
 //   written with an empty body), Session (only when set), CreateIndex, ModifyIndex}, 404 with an
 //   empty body for a missing key; PUT/DELETE answer `true`; ?flags, ?cas, ?acquire, ?release.
-// - api-docs/features/blocking.mdx: X-Consul-Index on every KV read answer (200 and 404),
-//   ?index=&wait= blocking (wait as a Go duration such as "10s"/"5m"/"1500ms", default 5m,
-//   capped at 10m, plus random jitter up to wait/16); an answer returns as soon as the result's
-//   index exceeds ?index, or when the wait runs out.
-// - Consul's server code for the details the documents leave open: agent/consul/kvs_endpoint.go
-//   (a missing key reports the KV table's index, tombstones included, never 0: "Must provide
-//   non-zero index to prevent blocking"), agent/blockingquery/blockingquery.go (the index check,
-//   a consistent-read leader check on every pass of the loop, and an immediate return when a
-//   snapshot restore abandons the state store), agent/http.go (403 for ACL errors with the
-//   error's text; 500 with the text otherwise; X-Consul-KnownLeader, X-Consul-LastContact;
-//   400 "Invalid wait time"/"Invalid index"; ?stale with ?consistent refused), acl/errors.go
-//   ("ACL not found" for an unknown token; "Permission denied: anonymous token lacks permission
-//   'key:read' on ..." without one), structs.ErrNoLeader ("No cluster leader").
+// - api-docs/features/blocking.mdx ("Blocking Queries"): X-Consul-Index on every KV read answer
+//   (200 and 404), ?index=&wait= blocking (wait as a Go duration, default 5m, capped at 10m,
+//   plus random jitter below wait/16); the answer returns when the result's index exceeds
+//   ?index or when the wait (plus jitter) runs out, and for nothing else. The index may go
+//   backwards (snapshot restore) and is never 0 in a KV answer.
 // - api-docs/features/consistency.mdx: ?consistent and the default mode need a leader; ?stale
-//   is served without one (X-Consul-KnownLeader: false).
+//   is served without one (X-Consul-KnownLeader: false, X-Consul-LastContact growing).
+// - Consul's source for what the documents leave open:
+//   - agent/blockingquery/blockingquery.go: leadership (?consistent) is verified at the top of
+//     each pass of the loop only; a pass runs when the request starts and when the watched data
+//     changes, so a leader lost while a query is parked does NOT wake it: it answers at wait +
+//     jitter with the result and meta of its last pass. A snapshot restore (abandoned state
+//     store) also ends the wait, again with the last pass's (pre-restore) result. A missing key
+//     keeps blocking across unrelated KV writes (ErrNotFound raises the min index).
+//   - agent/consul/rpc.go ForwardRPC/canRetry + agent/structs HasTimedOut: without a leader a
+//     request is held, re-checking every RandomStagger(rpc_hold_timeout/16), for
+//     rpc_hold_timeout (7 s) — for a blocking query rpc_hold_timeout + wait + wait/16 — then
+//     fails with structs.ErrNoLeader, "No cluster leader" (HTTP 500, agent/http.go).
+//   - agent/consul/kvs_endpoint.go Get: a missing key reports the KV table's index (tombstones
+//     included, never 0); KeyReadAllowed is checked on every pass (acl.PermissionDeniedError).
+//   - acl/errors.go: 403 "ACL not found" for an unknown token; "Permission denied: token with
+//     AccessorID '<id>' lacks permission 'key:read' on \"<key>\"" for a token whose policy does
+//     not grant it; the anonymous variant "...anonymous token lacks permission ... The
+//     anonymous token is used implicitly when a request does not specify a token.".
+//   - agent/http.go: 403 for ACL errors, 500 for others, both with the error's text as body;
+//     setMeta (X-Consul-Index, X-Consul-LastContact in whole ms, X-Consul-KnownLeader);
+//     400 "Invalid wait time"/"Invalid index"; ?stale with ?consistent refused; the token from
+//     ?token=, else X-Consul-Token, else `Authorization: Bearer <token>`.
 //
-// Differences from a real Consul, on purpose or for simplicity:
-// - One node: no servers/clients split, no RPC forwarding, so "No cluster leader" is answered
-//   at once (a real client agent first holds the request up to rpc_hold_timeout, 7 s).
-// - A blocking query on a key is woken by any KV write and re-checked (Consul's radix-tree
-//   watches wake it less often); the returned index follows Consul's rules, so a wake-up that
-//   changes nothing for the key does not answer unless the (table) index moved past ?index.
+// Remaining differences from a real Consul (see also the Consul paragraph of the README):
+// - One agent: no servers/clients split, no RPC, so no "No known Consul servers", no raft
+//   errors ("node is not the leader"), no rpc_client_timeout, no X-Consul-Effective-Consistency
+//   or X-Consul-Default-ACL-Policy headers, no ACL token caching on client agents.
+// - A parked blocking query is woken by any KV write and re-checked (Consul's radix watches
+//   wake it less often); what it answers, and when, follows Consul's rules above.
 // - Sessions are not modelled: ?acquire always succeeds and nothing invalidates a lock.
-// - ACL: one configured token may read and write everything; no policies, no ?token= masking.
-// - Error answers carry no X-Consul-Index (as in Consul, which sets the index headers only
-//   after a successful read).
+// - ACL rules: key_prefix rules only (longest prefix wins); no key/exact rules, no namespaces.
+// - A silent partition (setUnreachable) keeps requests and answers until it heals, as TCP
+//   retransmission would; a real partition kills the connection after minutes.
 // Optionally served over HTTPS (with client-certificate checks), as Consul's https port is.
-// Test controls: setNoLeader(), snapshot()/restore() and resetIndex() (the index goes
-// backwards), overrideIndexHeader() (the zero-index bug of some older Consul versions),
-// stop()/start() on the same port, and a log of every request.
+// Test controls: setNoLeader(), setUnreachable(), setTokenRules(), snapshot()/restore() and
+// resetIndex() (the index goes backwards), overrideIndexHeader() (the zero-index bug of some
+// older Consul versions), stop()/start() on the same port, and a log of every request.
 import { randomInt } from 'node:crypto';
 import http from 'node:http';
 import https from 'node:https';
@@ -56,8 +70,14 @@ export interface RecordedRequest {
   /** ?index as sent ('' when absent). */
   readonly index: string;
   readonly token: string | null;
+  /** Which way the token came: ?token, X-Consul-Token or Authorization: Bearer. */
+  readonly tokenVia: 'query' | 'header' | 'bearer' | null;
   readonly at: number;
   status: number | null;
+  /** When the answer was written (performance.now()), null while pending. */
+  answeredAt: number | null;
+  /** The response headers sent. */
+  headers: Record<string, string> | null;
 }
 
 export interface ConsulSnapshot {
@@ -66,9 +86,22 @@ export interface ConsulSnapshot {
   readonly entries: ReadonlyMap<string, StandinEntry>;
 }
 
+export type KeyPolicy = 'read' | 'write' | 'deny';
+
+export interface AclTokenSpec {
+  /** The AccessorID Consul names in "Permission denied" (a made-up UUID when omitted). */
+  accessorId?: string;
+  /** key_prefix rules, e.g. { 'service/': 'read' }; the longest matching prefix decides. */
+  keyPrefix?: Record<string, KeyPolicy>;
+}
+
 export interface ConsulStandinOptions {
-  /** When set, ACLs are on with default deny: only this token may read and write. */
+  /** When set, ACLs are on with default deny and this is a management token (all rights). */
   token?: string;
+  /** More tokens (ACLs on, default deny) by SecretID, each with its key_prefix rules. */
+  tokens?: Record<string, AclTokenSpec>;
+  /** rpc_hold_timeout: how long a request waits for a leader before 500 (default 7000). */
+  rpcHoldTimeoutMs?: number;
   /** Raft index to start from (a fresh Consul has done some internal writes already). */
   initialIndex?: number;
   /** Port to listen on; 0 (default) picks a free one. */
@@ -79,9 +112,11 @@ export interface ConsulStandinOptions {
   tls?: { key: Buffer; cert: Buffer; ca?: Buffer; requestCert?: boolean };
 }
 
-const DEFAULT_WAIT_MS = 5 * 60_000;
-const MAX_WAIT_MS = 10 * 60_000;
-const JITTER_FRACTION = 16;
+/** Consul's defaults: DefaultQueryTime, MaxQueryTime, structs.JitterFraction, RPCHoldTimeout. */
+export const DEFAULT_WAIT_MS = 5 * 60_000;
+export const MAX_WAIT_MS = 10 * 60_000;
+export const JITTER_FRACTION = 16;
+export const RPC_HOLD_TIMEOUT_MS = 7_000;
 
 const GO_UNITS: Record<string, number> = { ns: 1e-6, us: 1e-3, 'µs': 1e-3, ms: 1, s: 1000, m: 60_000, h: 3_600_000 };
 
@@ -99,6 +134,23 @@ export function parseGoDuration(s: string): number | null {
   return pos === s.length && pos > 0 ? total : null;
 }
 
+/** lib.RandomStagger: uniform in [0, ms). */
+const randomStagger = (ms: number): number => (ms >= 1 ? randomInt(Math.floor(ms)) : 0);
+
+/** The effective wait of a blocking query (RPCQueryTimeout without the jitter). */
+export function effectiveWaitMs(waitMs: number): number {
+  return waitMs <= 0 ? DEFAULT_WAIT_MS : Math.min(waitMs, MAX_WAIT_MS);
+}
+
+interface PassResult {
+  readonly index: number;
+  readonly entry: StandinEntry | null;
+  readonly knownLeader: boolean;
+  readonly lastContactMs: number;
+}
+
+const ANONYMOUS = 'anonymous';
+
 export class ConsulStandin {
   readonly requests: RecordedRequest[] = [];
   private server: http.Server;
@@ -108,12 +160,16 @@ export class ConsulStandin {
   private kvIndex: number;
   private entries = new Map<string, StandinEntry>();
   private waiters = new Set<(abandoned: boolean) => void>();
-  private noLeader = false;
+  private leaderLostAt: number | null = null;
+  private leaderWaiters = new Set<() => void>();
+  private silent: { healed: Promise<void>; heal: () => void } | null = null;
   private indexOverride: number | null = null;
+  private readonly tokens = new Map<string, AclTokenSpec>();
 
   private constructor(private readonly opts: ConsulStandinOptions) {
     this.raftIndex = opts.initialIndex ?? 10;
     this.kvIndex = 0;
+    for (const [secret, spec] of Object.entries(opts.tokens ?? {})) this.tokens.set(secret, { ...spec });
     this.server = this.makeServer();
   }
 
@@ -131,9 +187,22 @@ export class ConsulStandin {
     return `${this.opts.tls ? 'https' : 'http'}://${this.opts.host ?? '127.0.0.1'}:${this.portNumber}`;
   }
 
-  // ---- data, bypassing HTTP and ACLs ----
+  get rpcHoldTimeoutMs(): number {
+    return this.opts.rpcHoldTimeoutMs ?? RPC_HOLD_TIMEOUT_MS;
+  }
+
+  private get aclsOn(): boolean {
+    return this.opts.token !== undefined || this.tokens.size > 0;
+  }
+
+  private get hasLeader(): boolean {
+    return this.leaderLostAt === null;
+  }
+
+  // ---- data, bypassing HTTP and ACLs (as a write through the leader would) ----
 
   put(key: string, value: string | Buffer | null, opts: { session?: string; flags?: bigint } = {}): number {
+    this.requireLeader('put');
     const index = ++this.raftIndex;
     const prev = this.entries.get(key);
     const buf = value === null ? null : Buffer.isBuffer(value) ? value : Buffer.from(value, 'utf8');
@@ -152,6 +221,7 @@ export class ConsulStandin {
   }
 
   delete(key: string): number {
+    this.requireLeader('delete');
     const index = ++this.raftIndex;
     this.entries.delete(key);
     this.kvIndex = index; // the tombstone carries the delete's index
@@ -169,20 +239,62 @@ export class ConsulStandin {
     return e ? e.modifyIndex : Math.max(1, this.kvIndex);
   }
 
+  /** A write needs a leader (raft apply); a test that writes without one has a bug. */
+  private requireLeader(what: string): void {
+    if (!this.hasLeader) throw new Error(`ConsulStandin.${what}() while the cluster has no leader: a real write would fail`);
+  }
+
   // ---- fault controls ----
 
-  /** While on, ?consistent and default reads fail with 500 "No cluster leader"; ?stale is served. */
+  /**
+   * The agent loses (or regains) its cluster leader. Parked blocking queries are not woken
+   * (Consul checks leadership only at the top of a pass); new ?consistent/default requests are
+   * held up to rpc_hold_timeout (+ wait + wait/16 when blocking), then 500 "No cluster leader";
+   * ?stale reads are served with X-Consul-KnownLeader: false.
+   */
   setNoLeader(on: boolean): void {
-    this.noLeader = on;
-    this.wake(false); // blocking queries re-check leadership on their next pass, as Consul's do
+    if (on && this.leaderLostAt === null) this.leaderLostAt = performance.now();
+    if (!on && this.leaderLostAt !== null) {
+      this.leaderLostAt = null;
+      const ws = [...this.leaderWaiters];
+      this.leaderWaiters.clear();
+      for (const w of ws) w();
+    }
+  }
+
+  /**
+   * A silent partition between clients and this agent (no RST, no FIN): requests are not
+   * answered and answers due are not delivered until it heals, as TCP would retransmit them.
+   */
+  setUnreachable(on: boolean): void {
+    if (on && this.silent === null) {
+      let heal!: () => void;
+      const healed = new Promise<void>((r) => { heal = r; });
+      this.silent = { healed, heal };
+    }
+    if (!on && this.silent !== null) {
+      const s = this.silent;
+      this.silent = null;
+      s.heal();
+    }
+  }
+
+  /** Adds or replaces a token's key_prefix rules (a policy edit); null deletes the token. */
+  setTokenRules(secret: string, spec: AclTokenSpec | null): void {
+    if (spec === null) this.tokens.delete(secret);
+    else this.tokens.set(secret, { ...spec });
   }
 
   snapshot(): ConsulSnapshot {
     return { raftIndex: this.raftIndex, kvIndex: this.kvIndex, entries: new Map([...this.entries].map(([k, e]) => [k, { ...e }])) };
   }
 
-  /** A snapshot restore: the state (and with it the index) goes back; blocking queries return. */
+  /**
+   * A snapshot restore: the state (and with it the index) goes back. Parked blocking queries
+   * return at once, with the result of their last pass (the pre-restore state), as Consul's do.
+   */
   restore(snap: ConsulSnapshot): void {
+    this.requireLeader('restore');
     this.raftIndex = snap.raftIndex;
     this.kvIndex = snap.kvIndex;
     this.entries = new Map([...snap.entries].map(([k, e]) => [k, { ...e }]));
@@ -191,6 +303,7 @@ export class ConsulStandin {
 
   /** Keeps the data but renumbers it from `to` downwards: every index goes backwards. */
   resetIndex(to = 2): void {
+    this.requireLeader('resetIndex');
     this.raftIndex = to;
     this.kvIndex = Math.min(this.kvIndex, to);
     for (const e of this.entries.values()) {
@@ -222,7 +335,9 @@ export class ConsulStandin {
     if (!this.server.listening) return;
     const closed = new Promise<void>((resolve) => this.server.close(() => resolve()));
     this.server.closeAllConnections();
+    // Handlers still waiting must end; their sockets are gone, so nothing reaches a client.
     this.wake(true);
+    this.setUnreachable(false);
     await closed;
   }
 
@@ -235,6 +350,7 @@ export class ConsulStandin {
 
   async close(): Promise<void> {
     await this.stop();
+    this.setNoLeader(false);
   }
 
   // ---- HTTP ----
@@ -253,7 +369,7 @@ export class ConsulStandin {
   private makeServer(): http.Server {
     const handler = (req: http.IncomingMessage, res: http.ServerResponse) => {
       this.handle(req, res).catch((e: unknown) => {
-        if (!res.headersSent) this.reply(res, 500, String(e));
+        if (!res.headersSent && !res.destroyed) this.write(res, 500, String(e));
       });
     };
     const t = this.opts.tls;
@@ -270,101 +386,194 @@ export class ConsulStandin {
     for (const w of ws) w(abandoned);
   }
 
-  private reply(res: http.ServerResponse, status: number, body: string, headers: Record<string, string> = {}): void {
-    res.writeHead(status, { 'content-type': 'text/plain; charset=utf-8', ...headers });
+  /** Resolves once the partition (if any) has healed. */
+  private async reachable(): Promise<void> {
+    while (this.silent !== null) await this.silent.healed;
+  }
+
+  private write(res: http.ServerResponse, status: number, body: string, headers: Record<string, string> = {}): void {
+    if (res.destroyed) return;
+    res.writeHead(status, headers);
     res.end(body);
   }
 
-  private aclError(token: string | null, key: string): string | null {
-    if (this.opts.token === undefined) return null;
-    if (token === null || token === '') {
-      return `Permission denied: anonymous token lacks permission 'key:read' on "${key}". The anonymous token is used implicitly when a request does not specify a token.`;
+  /** Every answer goes through here: a partitioned agent's answer waits for the heal. */
+  private async send(res: http.ServerResponse, status: number, body: string, headers: Record<string, string> = {}): Promise<void> {
+    await this.reachable();
+    this.write(res, status, body, status === 200 && body.startsWith('[') ? { ...headers, 'content-type': 'application/json' }
+      : body === '' ? headers : { 'content-type': 'text/plain; charset=utf-8', ...headers });
+  }
+
+  /** Consul's key_prefix rule matching: the longest prefix that matches decides. */
+  private keyPolicy(spec: AclTokenSpec, key: string): KeyPolicy {
+    let best: { len: number; policy: KeyPolicy } | null = null;
+    for (const [prefix, policy] of Object.entries(spec.keyPrefix ?? {})) {
+      if (key.startsWith(prefix) && (best === null || prefix.length > best.len)) best = { len: prefix.length, policy };
     }
-    return token === this.opts.token ? null : 'ACL not found';
+    return best?.policy ?? 'deny';
+  }
+
+  private aclError(token: string | null, key: string, access: 'read' | 'write'): string | null {
+    if (!this.aclsOn) return null;
+    if (token === null || token === '' || token === ANONYMOUS) {
+      return `Permission denied: anonymous token lacks permission 'key:${access}' on "${key}". The anonymous token is used implicitly when a request does not specify a token.`;
+    }
+    if (token === this.opts.token) return null;
+    const spec = this.tokens.get(token);
+    if (spec === undefined) return 'ACL not found';
+    const policy = this.keyPolicy(spec, key);
+    const allowed = access === 'read' ? policy === 'read' || policy === 'write' : policy === 'write';
+    if (allowed) return null;
+    const accessor = spec.accessorId ?? '6a1253c2-fa6d-4b1c-8d2f-7e9a0b3c4d5e';
+    return `Permission denied: token with AccessorID '${accessor}' lacks permission 'key:${access}' on "${key}"`;
+  }
+
+  private parseToken(req: http.IncomingMessage, url: URL): { token: string | null; via: RecordedRequest['tokenVia'] } {
+    const q = url.searchParams.get('token');
+    if (q) return { token: q, via: 'query' };
+    const h = req.headers['x-consul-token'];
+    if (typeof h === 'string' && h !== '') return { token: h, via: 'header' };
+    const auth = req.headers.authorization;
+    if (typeof auth === 'string') {
+      const m = /^bearer\s+(\S+)/i.exec(auth.trim());
+      if (m) return { token: m[1]!, via: 'bearer' };
+    }
+    return { token: null, via: null };
   }
 
   private async handle(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
     const url = new URL(req.url ?? '/', 'http://standin');
-    const token = url.searchParams.get('token') ?? (req.headers['x-consul-token'] as string | undefined) ?? null;
+    const { token, via } = this.parseToken(req, url);
     const rec: RecordedRequest = {
       method: req.method ?? 'GET',
       key: url.pathname.startsWith('/v1/kv/') ? decodeURIComponent(url.pathname.slice('/v1/kv/'.length)) : url.pathname,
       query: url.searchParams,
       index: url.searchParams.get('index') ?? '',
       token,
+      tokenVia: via,
       at: performance.now(),
       status: null,
+      answeredAt: null,
+      headers: null,
     };
     this.requests.push(rec);
-    res.on('finish', () => { rec.status = res.statusCode; });
-    if (!url.pathname.startsWith('/v1/kv/')) return this.reply(res, 404, '');
+    res.on('finish', () => {
+      rec.status = res.statusCode;
+      rec.answeredAt = performance.now();
+      rec.headers = Object.fromEntries(Object.entries(res.getHeaders()).map(([k, v]) => [k, String(v)]));
+    });
+    // A request sent into a partition arrives when it heals (TCP retransmits it).
+    await this.reachable();
+    if (res.destroyed) return;
+    if (!url.pathname.startsWith('/v1/kv/')) return this.send(res, 404, '');
     const key = rec.key;
-    if (key === '') return this.reply(res, 400, 'Missing key name');
-    const acl = this.aclError(token, key);
-    if (acl !== null) return this.reply(res, 403, acl);
+    if (key === '') return this.send(res, 400, 'Missing key name');
     switch (req.method) {
-      case 'GET': return this.handleGet(res, url, key);
-      case 'PUT': return this.handlePut(req, res, url, key);
-      case 'DELETE': return this.handleDelete(res, key);
-      default: return this.reply(res, 405, `method ${req.method} not allowed`);
+      case 'GET': return this.handleGet(res, url, key, token);
+      case 'PUT': return this.handlePut(req, res, url, key, token);
+      case 'DELETE': return this.handleDelete(res, key, token);
+      default: return this.send(res, 405, `method ${req.method} not allowed`);
     }
   }
 
-  private async handleGet(res: http.ServerResponse, url: URL, key: string): Promise<void> {
+  /**
+   * ForwardRPC's CHECK_LEADER loop: re-check every RandomStagger(hold/16) until a leader is
+   * known or `holdMs` passed. Resolves true when a leader is there, false on timeout or when
+   * the client went away.
+   */
+  private async holdForLeader(res: http.ServerResponse, holdMs: number): Promise<boolean> {
+    const until = performance.now() + holdMs;
+    while (!this.hasLeader) {
+      const left = until - performance.now();
+      if (left <= 0 || res.destroyed) return false;
+      const step = Math.min(left, Math.max(1, randomStagger(this.rpcHoldTimeoutMs / JITTER_FRACTION)));
+      await new Promise((r) => setTimeout(r, step));
+    }
+    return !res.destroyed;
+  }
+
+  private pass(key: string): PassResult {
+    const e = this.entries.get(key);
+    return {
+      index: this.indexFor(key),
+      entry: e ? { ...e } : null,
+      knownLeader: this.hasLeader,
+      lastContactMs: this.leaderLostAt === null ? 0 : Math.floor(performance.now() - this.leaderLostAt),
+    };
+  }
+
+  private async handleGet(res: http.ServerResponse, url: URL, key: string, token: string | null): Promise<void> {
     const q = url.searchParams;
-    let waitMs = DEFAULT_WAIT_MS;
+    let waitMs = 0;
     if (q.get('wait')) {
       const d = parseGoDuration(q.get('wait')!);
-      if (d === null) return this.reply(res, 400, 'Invalid wait time');
-      waitMs = Math.min(d, MAX_WAIT_MS);
+      if (d === null) return this.send(res, 400, 'Invalid wait time');
+      waitMs = d;
     }
     let minIndex = 0;
     if (q.get('index')) {
-      if (!/^\d+$/.test(q.get('index')!)) return this.reply(res, 400, 'Invalid index');
+      if (!/^\d+$/.test(q.get('index')!)) return this.send(res, 400, 'Invalid index');
       minIndex = Number(q.get('index'));
     }
     const stale = q.has('stale');
-    if (stale && q.has('consistent')) return this.reply(res, 400, 'Cannot specify ?stale with ?consistent, conflicting semantics.');
+    const consistent = q.has('consistent');
+    if (stale && consistent) return this.send(res, 400, 'Cannot specify ?stale with ?consistent, conflicting semantics.');
+    const blocking = minIndex > 0;
+    const wait = blocking ? effectiveWaitMs(waitMs) : 0;
 
-    if (minIndex > 0) {
-      // res 'close' fires when the client goes away (or the answer is done): stop waiting then.
-      let gone = false;
-      let stopWaiting: (() => void) | null = null;
-      res.once('close', () => { gone = true; stopWaiting?.(); });
-      const deadline = performance.now() + (waitMs > 0 ? waitMs : DEFAULT_WAIT_MS) + randomInt(Math.floor(waitMs / JITTER_FRACTION) + 1);
-      for (;;) {
-        if (this.noLeader && !stale) return this.reply(res, 500, 'No cluster leader');
-        if (this.indexFor(key) > minIndex) break;
-        const left = deadline - performance.now();
-        if (left <= 0) break;
-        const abandoned = await new Promise<boolean>((resolve) => {
-          const timer = setTimeout(() => { this.waiters.delete(w); resolve(false); }, left);
-          const w = (ab: boolean) => { clearTimeout(timer); resolve(ab); };
-          this.waiters.add(w);
-          stopWaiting = () => { clearTimeout(timer); this.waiters.delete(w); resolve(false); };
-        });
-        stopWaiting = null;
-        if (gone || res.destroyed) return;
-        if (abandoned) break;
+    // Forwarding to the leader (every mode but ?stale): held while there is none.
+    if (!stale) {
+      const hold = this.rpcHoldTimeoutMs + (blocking ? wait + wait / JITTER_FRACTION : 0);
+      if (!(await this.holdForLeader(res, hold))) {
+        if (res.destroyed) return;
+        return this.send(res, 500, 'No cluster leader');
       }
     }
-    if (this.noLeader && !stale) return this.reply(res, 500, 'No cluster leader');
-    this.answerRead(res, key);
+    const denied = this.aclError(token, key, 'read');
+    if (denied !== null) return this.send(res, 403, denied);
+
+    if (!blocking) return this.answer(res, this.pass(key));
+
+    // res 'close' fires when the client goes away (or the answer is done): stop waiting then.
+    let stopWaiting: (() => void) | null = null;
+    res.once('close', () => stopWaiting?.());
+    const deadline = performance.now() + wait + randomStagger(wait / JITTER_FRACTION);
+    let notFound = false;
+    for (;;) {
+      if (consistent && !this.hasLeader) return this.send(res, 500, 'No cluster leader');
+      const result = this.pass(key);
+      const denial = this.aclError(token, key, 'read');
+      if (denial !== null) return this.send(res, 403, denial);
+      // A missing key seen missing again: unrelated writes moved the table index, not this
+      // result, so keep blocking (blockingquery's ErrNotFound rule).
+      if (result.entry === null) {
+        if (notFound) minIndex = Math.max(minIndex, result.index);
+        notFound = true;
+      }
+      if (result.index > minIndex) return this.answer(res, result);
+      const left = deadline - performance.now();
+      if (left <= 0) return this.answer(res, result);
+      const outcome = await new Promise<'woken' | 'abandoned' | 'timeout' | 'gone'>((resolve) => {
+        const timer = setTimeout(() => { this.waiters.delete(w); resolve('timeout'); }, left);
+        const w = (ab: boolean) => { clearTimeout(timer); resolve(ab ? 'abandoned' : 'woken'); };
+        this.waiters.add(w);
+        stopWaiting = () => { clearTimeout(timer); this.waiters.delete(w); resolve('gone'); };
+      });
+      stopWaiting = null;
+      if (outcome === 'gone' || res.destroyed) return;
+      // At the deadline, and after a restore, Consul answers with its last pass: no re-check.
+      if (outcome !== 'woken') return this.answer(res, result);
+    }
   }
 
-  private answerRead(res: http.ServerResponse, key: string): void {
-    const e = this.entries.get(key);
-    const index = this.indexOverride ?? this.indexFor(key);
+  private answer(res: http.ServerResponse, result: PassResult): Promise<void> {
     const headers = {
-      'X-Consul-Index': String(index),
-      'X-Consul-KnownLeader': String(!this.noLeader),
-      'X-Consul-LastContact': '0',
+      'X-Consul-Index': String(this.indexOverride ?? result.index),
+      'X-Consul-KnownLeader': String(result.knownLeader),
+      'X-Consul-LastContact': String(result.lastContactMs),
     };
-    if (!e) {
-      res.writeHead(404, headers);
-      res.end();
-      return;
-    }
+    const e = result.entry;
+    if (!e) return this.send(res, 404, '', headers);
     const body: Record<string, unknown> = {
       LockIndex: e.lockIndex,
       Key: e.key,
@@ -374,17 +583,18 @@ export class ConsulStandin {
     if (e.session) body.Session = e.session;
     body.CreateIndex = e.createIndex;
     body.ModifyIndex = e.modifyIndex;
-    res.writeHead(200, { ...headers, 'content-type': 'application/json' });
-    res.end(JSON.stringify([body]));
+    return this.send(res, 200, JSON.stringify([body]), headers);
   }
 
-  private async handlePut(req: http.IncomingMessage, res: http.ServerResponse, url: URL, key: string): Promise<void> {
+  private async handlePut(req: http.IncomingMessage, res: http.ServerResponse, url: URL, key: string, token: string | null): Promise<void> {
     const chunks: Buffer[] = [];
     for await (const c of req) chunks.push(c as Buffer);
-    if (this.noLeader) return this.reply(res, 500, 'No cluster leader');
+    if (!(await this.holdForLeader(res, this.rpcHoldTimeoutMs))) return res.destroyed ? undefined : this.send(res, 500, 'No cluster leader');
+    const denied = this.aclError(token, key, 'write');
+    if (denied !== null) return this.send(res, 403, denied);
     const q = url.searchParams;
     const exclusive = ['cas', 'acquire', 'release'].filter((f) => q.has(f));
-    if (exclusive.length > 1) return this.reply(res, 400, `Conflicting flags: ${q.toString()}\n`);
+    if (exclusive.length > 1) return this.send(res, 400, `Conflicting flags: ${q.toString()}\n`);
     const prev = this.entries.get(key);
     if (q.has('cas')) {
       const cas = Number(q.get('cas'));
@@ -398,17 +608,18 @@ export class ConsulStandin {
     if (q.has('acquire')) opts.session = q.get('acquire')!;
     this.put(key, Buffer.concat(chunks), opts);
     if (q.has('release')) this.entries.get(key)!.session = null;
-    this.json(res, true);
+    return this.json(res, true);
   }
 
-  private handleDelete(res: http.ServerResponse, key: string): void {
-    if (this.noLeader) return this.reply(res, 500, 'No cluster leader');
+  private async handleDelete(res: http.ServerResponse, key: string, token: string | null): Promise<void> {
+    if (!(await this.holdForLeader(res, this.rpcHoldTimeoutMs))) return res.destroyed ? undefined : this.send(res, 500, 'No cluster leader');
+    const denied = this.aclError(token, key, 'write');
+    if (denied !== null) return this.send(res, 403, denied);
     this.delete(key);
-    this.json(res, true);
+    return this.json(res, true);
   }
 
-  private json(res: http.ServerResponse, v: unknown): void {
-    res.writeHead(200, { 'content-type': 'application/json' });
-    res.end(JSON.stringify(v));
+  private json(res: http.ServerResponse, v: unknown): Promise<void> {
+    return this.send(res, 200, JSON.stringify(v), { 'content-type': 'application/json' });
   }
 }
