@@ -3,18 +3,51 @@
 import assert from 'node:assert/strict';
 import type { ChildProcess } from 'node:child_process';
 import { after, afterEach, before, describe, test } from 'node:test';
-import { BIN, eventually, hasVip, type Daemon } from '../harness/daemon.js';
+import { BIN, eventually, hasVip, type Daemon, type LogRecord } from '../harness/daemon.js';
 import { createBed, KEY, VIP4, VIP6, type Bed } from './bed.js';
 
 const V4 = `${VIP4}/24`;
 const V6 = `${VIP6}/64`;
 
-/** `ip -o monitor address` in a namespace: every address add/remove there, as text lines. */
-function addressMonitor(bed: Bed, i: 0 | 1): { lines: string[]; child: ChildProcess } {
-  const child = bed.nodes[i].ns.spawn('ip', ['-o', 'monitor', 'address']);
+/**
+ * `ip -o monitor address` in a namespace: every address add/remove there, as text lines. The
+ * monitor prints nothing when it starts listening, and the kernel delivers events in order, so
+ * `sync()` adds and removes a throwaway marker address on lo and waits until the monitor has
+ * printed both: every change made before the call has then been reported too.
+ */
+interface AddressMonitor {
+  lines: string[];
+  child: ChildProcess;
+  sync(): Promise<void>;
+}
+let markers = 0;
+async function addressMonitor(bed: Bed, i: 0 | 1): Promise<AddressMonitor> {
+  const ns = bed.nodes[i].ns;
+  const child = ns.spawn('ip', ['-o', 'monitor', 'address']);
   const lines: string[] = [];
-  child.stdout!.on('data', (d: Buffer) => lines.push(...d.toString().split('\n').filter(Boolean)));
-  return { lines, child };
+  let partial = '';
+  child.stdout!.on('data', (d: Buffer) => {
+    const parts = (partial + d.toString()).split('\n');
+    partial = parts.pop()!;
+    lines.push(...parts.filter(Boolean));
+  });
+  const sync = async (): Promise<void> => {
+    // 198.51.100.200-249/32 on lo: never the VIP, never on eth0.
+    const marker = `198.51.100.${200 + (markers++ % 50)}/32`;
+    const from = lines.length;
+    // Until the monitor has subscribed, an add is not reported: repeat it until one is.
+    const seen = (deleted: boolean) => lines.slice(from).some((l) => l.includes(` ${marker} `) && l.startsWith('Deleted') === deleted);
+    const until = performance.now() + 10_000;
+    while (!seen(false)) {
+      if (performance.now() > until) throw new Error(`ip monitor did not report ${marker} on lo; it printed:\n${lines.join('\n')}`);
+      ns.ip('addr', 'replace', marker, 'dev', 'lo');
+      await eventually(`ip monitor reporting ${marker}`, () => seen(false), 1000).catch(() => undefined);
+    }
+    ns.ip('addr', 'del', marker, 'dev', 'lo');
+    await eventually(`ip monitor reporting the removal of ${marker}`, () => seen(true), 10_000);
+  };
+  await sync();
+  return { lines, child, sync };
 }
 
 async function stopAll(bed: Bed): Promise<void> {
@@ -67,8 +100,7 @@ describe('daemon: follows the etcd leader key', { concurrency: false }, () => {
     await bed.kv.put(KEY).value('n1');
     const first = await bed.start(0);
     await eventually('VIP on n1', () => hasVip(bed.nodes[0].ns, V4), 2000);
-    const mon = addressMonitor(bed, 0);
-    await new Promise((r) => setTimeout(r, 200));
+    const mon = await addressMonitor(bed, 0);
 
     await first.kill();
     const second = await bed.start(0);
@@ -78,12 +110,14 @@ describe('daemon: follows the etcd leader key', { concurrency: false }, () => {
     // That one released (release-on-stop defaults to true): put it back, then the real check.
     const third = await bed.start(0, ['--release-on-stop', 'false']);
     await eventually('VIP on n1', () => hasVip(bed.nodes[0].ns, V4), 2000);
+    await mon.sync();
     const mark = mon.lines.length;
     third.signal('SIGTERM');
     assert.equal((await third.waitExit()).code, 0);
     assert.ok(hasVip(bed.nodes[0].ns, V4), 'release-on-stop false keeps the VIP');
+    // Ready: its first DCS answer is applied, which is when a restart would remove the address.
     await bed.start(0);
-    await new Promise((r) => setTimeout(r, 300));
+    await mon.sync();
     mon.child.kill();
     const removals = mon.lines.slice(mark).filter((l) => l.startsWith('Deleted') && l.includes(VIP4));
     assert.deepEqual(removals, [], 'restart with release-on-stop false then start: no removal');
@@ -95,19 +129,23 @@ describe('daemon: follows the etcd leader key', { concurrency: false }, () => {
   test('restart on the holder with a leased key (as Patroni\'s is): never removed, even before the lease is queried', async () => {
     const lease = bed.kv.lease(30);
     await lease.put(KEY).value('n1');
-    const first = await bed.start(0);
+    // --verbose: the daemon logs each view of the key, and the one after its lease query carries
+    // the deadline, which is what a restart on the holder must wait for without dropping the VIP.
+    const leaseKnown = (revision?: string) => (r: LogRecord): boolean => r.msg === 'etcd: leader key' && r.value === 'n1'
+      && typeof r.leaseDeadlineInMs === 'number' && (revision === undefined || r.revision === revision);
+    const first = await bed.start(0, ['--verbose']);
     await eventually('VIP on n1', () => hasVip(bed.nodes[0].ns, V4), 2000);
-    const mon = addressMonitor(bed, 0);
-    await new Promise((r) => setTimeout(r, 200));
+    const mon = await addressMonitor(bed, 0);
     for (let i = 0; i < 3; i++) {
       await (i === 0 ? first : bed.daemons.at(-1)!).kill();
-      await bed.start(0);
-      await new Promise((r) => setTimeout(r, 300));
+      const d = await bed.start(0, ['--verbose']);
+      await d.waitForLog(leaseKnown(), 10_000, 'the lease queried after the restart');
     }
     // Patroni re-puts its key under a new lease after its own restart: same value, new lease.
     const lease2 = bed.kv.lease(30);
-    await lease2.put(KEY).value('n1');
-    await new Promise((r) => setTimeout(r, 300));
+    const put = await lease2.put(KEY).value('n1');
+    await bed.daemons.at(-1)!.waitForLog(leaseKnown(String(put.header.revision)), 10_000, 'the re-put key with its new lease');
+    await mon.sync();
     mon.child.kill();
     assert.deepEqual(mon.lines.filter((l) => l.startsWith('Deleted') && l.includes(VIP4)), []);
     assert.ok(hasVip(bed.nodes[0].ns, V4));
@@ -117,7 +155,7 @@ describe('daemon: follows the etcd leader key', { concurrency: false }, () => {
   });
 
   for (const sig of ['SIGTERM', 'SIGINT'] as const) {
-    test(`${sig} releases the VIP and exits 0 within a second`, async () => {
+    test(`${sig} releases the VIP within the shutdown deadline and exits 0`, async (tc) => {
       await bed.kv.put(KEY).value('n1');
       const d = await bed.start(0);
       await eventually('VIP on n1', () => hasVip(bed.nodes[0].ns, V4), 2000);
@@ -126,7 +164,11 @@ describe('daemon: follows the etcd leader key', { concurrency: false }, () => {
       const exit = await d.waitExit(3000);
       const took = performance.now() - t;
       assert.equal(exit.code, 0);
-      assert.ok(took < 1000, `exited in ${took.toFixed(0)} ms`);
+      tc.diagnostic(`exited ${took.toFixed(0)} ms after ${sig}`);
+      // The daemon's own bound: the release finished inside its 900 ms deadline.
+      assert.ok(!d.logs.some((r) => r.msg.startsWith('shutdown took longer than')), d.transcript());
+      // The whole exit, Node's teardown included: measured 150-225 ms under load, bound over 5x.
+      assert.ok(took < 1500, `exited in ${took.toFixed(0)} ms`);
       assert.equal(hasVip(bed.nodes[0].ns, V4), false);
       assert.ok(d.transitions().some((r) => r.transition === 'release' && r.cause === 'shutdown'));
     });
@@ -138,12 +180,16 @@ describe('daemon: follows the etcd leader key', { concurrency: false }, () => {
     await bed.start(1);
     await eventually('VIP on n1', () => hasVip(bed.nodes[0].ns, V4), 2000);
 
+    // Nothing polls the interface: only the kernel's address event can bring the VIP back, so
+    // being restored at all shows the event was acted on; no time bound needed for that.
+    let mark = d1.logs.length;
     bed.nodes[0].ns.ip('addr', 'del', V4, 'dev', 'eth0');
-    const restored = await eventually('VIP restored after ip addr del', () => hasVip(bed.nodes[0].ns, V4), 1000, 2);
-    assert.ok(restored < 500, `restored in ${restored.toFixed(1)} ms`);
+    await d1.waitForTransition('acquire', mark, 5000);
+    assert.ok(hasVip(bed.nodes[0].ns, V4), 'VIP restored after ip addr del');
 
+    mark = d1.logs.length;
     bed.nodes[0].ns.ip('link', 'set', 'eth0', 'down');
-    await new Promise((r) => setTimeout(r, 100));
+    await d1.waitForLog((r) => r.msg === 'waiting: interface eth0 is down' && d1.logs.indexOf(r) >= mark, 5000, 'the link going down noticed');
     bed.nodes[0].ns.ip('link', 'set', 'eth0', 'up');
     await eventually('VIP present after link down/up', () => hasVip(bed.nodes[0].ns, V4), 1000, 2);
     await d1.waitForLog((r) => r.transition === 'announce' || r.transition === 'acquire', 2000, 'a re-announcement after the link came back');
@@ -164,27 +210,31 @@ describe('daemon: follows the etcd leader key', { concurrency: false }, () => {
     await stopAll(bed);
   });
 
-  test('1,000 changes of the key in a burst: the final state is right and reached promptly', async () => {
+  test('1,000 changes of the key in a burst: the final state is right and reached promptly', async (t) => {
     await bed.kv.put(KEY).value('n2');
-    await bed.start(0);
-    await bed.start(1);
+    // --verbose: each daemon logs the views it acts on, so the test knows when both have seen
+    // the last revision.
+    const d1 = await bed.start(0, ['--verbose']);
+    const d2 = await bed.start(1, ['--verbose']);
     await eventually('VIP on n2', () => hasVip(bed.nodes[1].ns, V4), 2000);
     const values = ['n1', 'n2', 'garbage', 'n1'];
-    const t = performance.now();
+    const start = performance.now();
     await Promise.all(Array.from({ length: 1000 }, (_, i) => bed.kv.put(KEY).value(values[i % values.length]!)));
-    const wrote = performance.now() - t;
-    // The burst is the test's own load, not the daemon's behaviour: 1000 puts took under a second
-    // on an idle 2-core machine, but 1.5-2.4 s beside other test files under load. Any rate above
-    // 200 changes/s is still a burst next to a reaction of milliseconds.
-    assert.ok(wrote < 5000, `1000 puts took ${wrote.toFixed(0)} ms: not a burst`);
-    const final = (await bed.kv.get(KEY).string())!;
+    const putsDone = performance.now();
+    // The test's own load, not the daemon's behaviour: diagnostic only.
+    t.diagnostic(`1000 puts took ${(putsDone - start).toFixed(0)} ms`);
+    const last = (await bed.kv.get(KEY).exec()).kvs[0]!;
+    const final = last.value.toString();
     const holder = final === 'n1' ? 0 : final === 'n2' ? 1 : null;
+    const sawLast = (r: LogRecord): boolean => r.msg === 'etcd: leader key' && r.revision === String(last.mod_revision);
+    await Promise.all([d1, d2].map((d) => d.waitForLog(sawLast, 10_000, `the last revision ${String(last.mod_revision)}`)));
     const settled = await eventually(`final state (${final})`, () =>
-      (holder === 0) === hasVip(bed.nodes[0].ns, V4) && (holder === 1) === hasVip(bed.nodes[1].ns, V4), 3000, 5);
-    assert.ok(settled < 1000, `final state reached ${settled.toFixed(0)} ms after the last put`);
-    await new Promise((r) => setTimeout(r, 300));
-    assert.equal(hasVip(bed.nodes[0].ns, V4), holder === 0, 'and it stays');
-    assert.equal(hasVip(bed.nodes[1].ns, V4), holder === 1);
+      (holder === 0) === hasVip(bed.nodes[0].ns, V4) && (holder === 1) === hasVip(bed.nodes[1].ns, V4), 10_000, 5);
+    t.diagnostic(`final state reached ${(performance.now() - putsDone).toFixed(0)} ms after the last put, ${settled.toFixed(0)} ms after both daemons logged its revision`);
+    // "Promptly" is the daemon's part: no backlog of passes once it has seen the last revision
+    // (how soon etcd delivers it under load is not; 0.1-2.6 s measured). Measured 45-310 ms on
+    // this machine with two other test files running; the bound is over 5x that.
+    assert.ok(settled < 2000, `final state reached ${settled.toFixed(0)} ms after both daemons saw the last revision`);
     await stopAll(bed);
   });
 

@@ -82,8 +82,14 @@ describe('KeyWatch', () => {
   });
 
   it('a watch etcd never confirms fails after WATCH_CREATE_TIMEOUT_MS', async () => {
+    const started = performance.now();
     const { w, got } = setup();
-    await sleep(WATCH_CREATE_TIMEOUT_MS + 200);
+    while (got.failures.length === 0) {
+      if (performance.now() - started > WATCH_CREATE_TIMEOUT_MS + 10_000) assert.fail(`no failure ${WATCH_CREATE_TIMEOUT_MS + 10_000} ms after the watch was created`);
+      await sleep(10);
+    }
+    // Not before the timeout (timers never fire early; 1 ms for their rounding).
+    assert.ok(performance.now() - started >= WATCH_CREATE_TIMEOUT_MS - 1, `failed after ${(performance.now() - started).toFixed(0)} ms`);
     assert.equal(got.failures.length, 1);
     assert.match(String(got.failures[0]), /did not confirm the watch/);
     assert.equal(w.cancels, 1);

@@ -80,9 +80,11 @@ describe('Patroni + etcd + vip-manager: faults', () => {
       assert.ok(removed < added, `released on ${old.name} (${removed}) before ${leader.name} acquired (${added})`);
       assert.ok(['dcs-lease-expired', 'lease-expired'].includes(String(rel.cause)), `released because the lease could have expired (${rel.cause})`);
       assert.ok(removed - t0 <= TTL_MS + 500, `released within the lease ttl (${removed - t0} ms)`);
-      // Not stale: it did not hold on until the key changed; it let go on its own deadline.
-      const del = scene.keys.find(t0, (e) => e.kind === 'del');
-      assert.ok(!del || removed <= del.t + 50, `released (${removed}) no later than etcd expired the key (${del?.t})`);
+      // Not stale: it did not hold on until the key changed; it let go on its own deadline. The
+      // new leader could only create its key once etcd had expired the old one, so that delete
+      // must be in the key log: a comparison with a delete never seen would prove nothing.
+      const del = await waitUntil('etcd expiring the old leader key (a delete in the key log)', () => scene.keys.find(t0, (e) => e.kind === 'del'), 10_000, 20);
+      assert.ok(removed <= del.t + 50, `released (${removed}) no later than etcd expired the key (${del.t})`);
     } finally {
       healAt = heal();
       await writer.stop();

@@ -103,6 +103,9 @@ describe('soak: 10,000 leader changes against real etcd, vip-manager on three no
   });
 
   it(`${CHANGES} changes, deletions and pauses: after every pause the VIP is exactly where the key says, RSS stays bounded`, async (t) => {
+    // Fewer changes would leave the RSS growth check (from change 1,000 to the end) with nothing
+    // to compare: a soak that did not soak must fail, not pass.
+    assert.ok(Number.isInteger(CHANGES) && CHANGES >= 2000, `VIP_SOAK_CHANGES=${process.env.VIP_SOAK_CHANGES ?? ''} is too small: at least 2000 changes are needed (default 10000)`);
     const rnd = prng(SEED);
     t.diagnostic(`seed ${SEED} (replay with VIP_SOAK_SEED=${SEED})`);
     const kv = bed.kv();

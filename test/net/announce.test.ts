@@ -60,8 +60,8 @@ describe('net/announce on a LAN', () => {
 
     const sentAt = performance.now();
     assert.equal(announce({ index: eth0.index, name: 'eth0', mac: eth0.mac! }, VIP4), 2);
-    const ms = await waitForNeighbour(peer.ns, 'eth0', VIP4, b.mac, 1000);
-    assert.ok(ms < 1000);
+    // The move is the behaviour; how soon `ip neigh` shows it is not (a give-up bound only).
+    await waitForNeighbour(peer.ns, 'eth0', VIP4, b.mac, 5000);
 
     const fromB = (): Buffer[] => capture.frames.filter((c) => c.at >= sentAt - 50 && c.frame.subarray(6, 12).toString('hex') === macHex(b.mac) && c.frame.readUInt16BE(12) === 0x0806).map((c) => c.frame);
     await capture.waitFor(() => fromB().length >= 2, 1000, 'two ARP frames from B');
@@ -95,7 +95,7 @@ describe('net/announce on a LAN', () => {
 
     const sentAt = performance.now();
     assert.equal(announce({ index: eth0.index, name: 'eth0', mac: eth0.mac! }, VIP6), 1);
-    await waitForNeighbour(peer.ns, 'eth0', VIP6, b.mac, 1000);
+    await waitForNeighbour(peer.ns, 'eth0', VIP6, b.mac, 5000);
 
     const nas = (): Buffer[] => capture.frames
       .filter((c) => c.at >= sentAt - 50 && c.frame.subarray(6, 12).toString('hex') === macHex(b.mac) && c.frame.readUInt16BE(12) === 0x86dd && c.frame[14 + 6] === 58 && c.frame[14 + 40] === 136)

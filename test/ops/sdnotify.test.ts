@@ -108,9 +108,16 @@ describe('systemd Notifier', () => {
     assert.equal(await text(r), 'WATCHDOG=1\n');
 
     alive = false;
-    await sleep(45); // a ping already due may still land
+    // A ping goes out synchronously inside its timer tick: every one sent before this point is
+    // already in the socket, and none can follow once the flag is read as false.
     drain(r);
-    await sleep(150); // five intervals
+    // The first tick that finds the loops stuck logs the warning: wait for that, not a while.
+    const giveUp = performance.now() + 5000;
+    while (!lines.some((l) => l.startsWith('warn'))) {
+      if (performance.now() > giveUp) assert.fail('no tick withheld a ping within 5 s');
+      await sleep(5);
+    }
+    await sleep(150); // an absence window of five intervals
     assert.deepEqual(drain(r), [], 'no ping while the loops are not alive');
     assert.equal(lines.filter((l) => l.startsWith('warn')).length, 1, 'the stall is logged once');
 

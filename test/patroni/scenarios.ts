@@ -175,7 +175,10 @@ export class Scene {
     const del = await this.vipEvent(holder, 'del', t0);
     const add = await this.vipEvent(holder, 'add', del);
     t.diagnostic(`removed by hand → restored: ${add - del} ms`);
-    assert.ok(add - del < 500, `restored within 500 ms (${add - del} ms)`);
+    // No time bound: here the leased key's checks (every 2 s, Patroni renewing every 2 s) would
+    // also restore it, so a bound cannot tell the kernel event from them, and one below 2 s only
+    // fails under load. That the kernel event alone restores it is asserted where it is the only
+    // path (test/daemon/follow.test.ts, drift, a key without lease).
     assert.deepEqual(bed.vipHolders(), [holder]);
   }
 }

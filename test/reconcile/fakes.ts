@@ -59,4 +59,28 @@ export class FakeManager implements VipManager {
   }
 }
 
+/** Waits `ms` of real time: only for checking that nothing happens within a window. */
 export const settle = (ms = 20) => new Promise((r) => setTimeout(r, ms));
+
+/**
+ * Resolves once the reconciler has no pass running or queued (its own state, not a sleep): a
+ * pass over these fakes runs in microtasks and their `delayMs` timers, so it is checked after
+ * every turn of the event loop. Timers the loop armed for later (retries, deadlines) are not
+ * waited for: use `until` for those.
+ */
+export async function idle(r: { snapshot(): { busySince: number | null } }, timeoutMs = 5000): Promise<void> {
+  const start = performance.now();
+  do {
+    await new Promise((res) => setImmediate(res));
+    if (performance.now() - start > timeoutMs) throw new Error(`the reconciler was still busy after ${timeoutMs} ms`);
+  } while (r.snapshot().busySince !== null);
+}
+
+/** Resolves once `check()` holds (checked after every turn of the event loop). */
+export async function until(what: string, check: () => boolean, timeoutMs = 5000): Promise<void> {
+  const start = performance.now();
+  while (!check()) {
+    if (performance.now() - start > timeoutMs) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+    await new Promise((res) => setTimeout(res, 1));
+  }
+}
