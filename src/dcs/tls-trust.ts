@@ -8,6 +8,7 @@
 // flag (Node's allowPartialTrustChain) makes every certificate in `ca` an anchor, as in Go.
 // Hostname / IP verification is untouched: Node checks the certificate's SANs against the
 // endpoint's host as Go does.
+import { X509Certificate } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import tls from 'node:tls';
 
@@ -66,6 +67,7 @@ export function clientSecureContext(m: TlsMaterial, alsoDefaultRoots = false): t
   if (Boolean(m.cert) !== Boolean(m.key)) {
     throw new DcsTlsConfigError(m.cert ? 'etcd-cert-file requires etcd-key-file' : 'etcd-key-file requires etcd-cert-file');
   }
+  if (m.ca) checkAnchors(m.ca);
   try {
     return tls.createSecureContext({
       // Without a CA file the partial-chain flag stays off: setting it makes Node build a
@@ -77,5 +79,24 @@ export function clientSecureContext(m: TlsMaterial, alsoDefaultRoots = false): t
   } catch (e) {
     const which = m.cert ? 'etcd-ca-file / etcd-cert-file / etcd-key-file' : 'etcd-ca-file';
     throw new DcsTlsConfigError(`cannot use ${which}: ${(e as Error).message}`, { cause: e });
+  }
+}
+
+const PEM_CERT = /-----BEGIN CERTIFICATE-----[^-]+-----END CERTIFICATE-----/g;
+
+/**
+ * OpenSSL skips what is not a certificate in a CA bundle without a word, so a CA file holding
+ * none (a key, an empty file, a DER file) would start a daemon whose every connection fails
+ * verification. Refused here instead, as the Go original's x509 pool refuses it.
+ */
+function checkAnchors(ca: Buffer): void {
+  const blocks = ca.toString('latin1').match(PEM_CERT) ?? [];
+  if (blocks.length === 0) throw new DcsTlsConfigError('cannot use etcd-ca-file: it holds no PEM certificate (-----BEGIN CERTIFICATE-----)');
+  for (const [i, pem] of blocks.entries()) {
+    try {
+      new X509Certificate(pem);
+    } catch (e) {
+      throw new DcsTlsConfigError(`cannot use etcd-ca-file: certificate ${i + 1} of ${blocks.length} does not parse: ${(e as Error).message}`, { cause: e });
+    }
   }
 }

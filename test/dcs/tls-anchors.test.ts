@@ -295,3 +295,15 @@ test('TLS material OpenSSL refuses is a configuration error naming the keys', ()
     (e: unknown) => e instanceof DcsTlsConfigError && /^cannot read etcd-ca-file .*missing\.crt: ENOENT/.test(e.message));
 });
 
+
+test('a CA file without a usable certificate is refused, not started with and failed on every connection', () => {
+  const noCert = { ca: readTlsFiles({ caFile: pki.serverKey }).ca };
+  assert.throws(() => clientSecureContext(noCert),
+    (e: unknown) => e instanceof DcsTlsConfigError && e.message === 'cannot use etcd-ca-file: it holds no PEM certificate (-----BEGIN CERTIFICATE-----)');
+  assert.throws(() => clientSecureContext({ ca: Buffer.alloc(0) }), (e: unknown) => e instanceof DcsTlsConfigError && /holds no PEM certificate/.test(e.message));
+  const good = readTlsFiles({ caFile: pki.ca }).ca!.toString('latin1');
+  const broken = Buffer.from(`${good}\n-----BEGIN CERTIFICATE-----\nTm90IGEgY2VydGlmaWNhdGU=\n-----END CERTIFICATE-----\n`, 'latin1');
+  assert.throws(() => clientSecureContext({ ca: broken }),
+    (e: unknown) => e instanceof DcsTlsConfigError && /^cannot use etcd-ca-file: certificate 2 of 2 does not parse: /.test(e.message));
+  assert.ok(clientSecureContext({ ca: Buffer.from(good, 'latin1') }), 'a real CA file still makes a context');
+});
