@@ -7,7 +7,7 @@ import { spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 
 let failed = false;
-for (const name of ['kernel', 'etcd-source', 'failover', 'startup']) {
+for (const name of ['kernel', 'etcd-source', 'failover', 'failover-partition', 'startup']) {
   const script = fileURLToPath(new URL(`./${name}.js`, import.meta.url));
   console.log(`\n=== bench:${name} ===`);
   const r = spawnSync(process.execPath, [script], { stdio: "inherit" });

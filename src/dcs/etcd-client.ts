@@ -1,5 +1,6 @@
 // Builds the etcd3 client the leader source uses: every endpoint, user/password, TLS with the
-// server certificate verified as the Go original verifies it (tls-trust.ts, grpc-tls.ts), gRPC keepalive tuned to notice a silent peer, etcd's
+// server certificate verified as the Go original verifies it (tls-trust.ts, grpc-tls.ts), fast
+// TCP keepalive on every connection (etcd-tcp.ts), gRPC keepalive for a frozen peer, etcd's
 // require-leader metadata on every call, a deadline on every unary call, and fault handling
 // that sticks to one member and leaves retry pacing to the source (etcd3's default circuit
 // breaker would refuse calls for 5 s after etcd returns; see etcd-endpoints.ts).
@@ -7,11 +8,14 @@ import { readFileSync } from 'node:fs';
 import { InterceptingCall, type ChannelCredentials, type Interceptor } from '@grpc/grpc-js';
 import { Etcd3, type IOptions } from 'etcd3';
 import { EndpointHealth, failoverPolicy } from './etcd-endpoints.js';
-import { EtcdTlsCredentials } from './grpc-tls.js';
+import { TcpLiveness } from './etcd-tcp.js';
+import { EtcdPlainCredentials, EtcdTlsCredentials } from './grpc-tls.js';
 import { clientSecureContext, readTlsFiles } from './tls-trust.js';
 
 /**
- * HTTP/2 ping period while a call (the watch stream) is open. etcd 3.4 counts a ping that
+ * HTTP/2 ping period while a call (the watch stream) is open. A silent network is noticed much
+ * sooner by TCP keepalive (etcd-tcp.ts); these pings remain for a peer whose kernel still
+ * answers but whose etcd process does not (frozen, swapped out, stuck). etcd 3.4 counts a ping that
  * comes sooner than `--grpc-keepalive-min-time` (default 5 s) after the previous one as a
  * strike and closes the connection (GOAWAY too_many_pings) at the third strike. grpc-js sends
  * the next ping this long after the previous ack, and Node timers can fire up to ~1 ms early,
@@ -22,9 +26,7 @@ export const KEEPALIVE_TIME_MS = 5500;
  * How long a ping may stay unanswered before the connection counts as dead. etcd answers pings
  * from its HTTP/2 reader, outside raft and the disk, in well under a millisecond; 2.5 s only
  * fires for a peer that vanished without a RST (power loss, cable cut, firewall drop, frozen
- * process). Silent-peer detection: at most KEEPALIVE_TIME_MS + KEEPALIVE_TIMEOUT_MS = 8 s; with
- * a leased key the lease query (every lease-check-interval, REQUEST_TIMEOUT_MS deadline)
- * usually notices first.
+ * process): at most KEEPALIVE_TIME_MS + KEEPALIVE_TIMEOUT_MS = 8 s.
  */
 export const KEEPALIVE_TIMEOUT_MS = 2500;
 /**
@@ -87,6 +89,8 @@ export interface EtcdClient {
   readonly client: Etcd3;
   /** Which member calls stick to and which ones failed lately. */
   readonly endpoints: EndpointHealth;
+  /** Watches every connection for a silent peer; its owner decides about suspects. */
+  readonly liveness: TcpLiveness;
 }
 
 /**
@@ -108,8 +112,8 @@ interface PoolCredentials {
 }
 
 /**
- * etcd3 builds its credentials with grpc-js's createSsl from raw PEM and offers no way to pass
- * a SecureContext or a ChannelCredentials; it keeps them in two places (each host's channels,
+ * etcd3 builds its credentials with grpc-js's createSsl from raw PEM (createInsecure for
+ * http://) and offers no way to pass a SecureContext or a ChannelCredentials; it keeps them in two places (each host's channels,
  * and the authenticator's Authenticate call), both used only when a call first opens a channel.
  * Replacing both right after construction, before any call, makes every channel use ours.
  * Fails loudly if a new etcd3 moved them, rather than silently verifying differently.
@@ -126,14 +130,15 @@ function installCredentials(client: Etcd3, credentials: ChannelCredentials): voi
 }
 
 /** Builds the client. Throws EtcdConfigFileError when a TLS file cannot be read, DcsTlsConfigError when it cannot be used. */
-export function buildEtcdClient(opts: EtcdClientOptions): EtcdClient {
+export function buildEtcdClient(opts: EtcdClientOptions, onLivenessError?: (e: Error, target: string) => void): EtcdClient {
   if (Boolean(opts.certFile) !== Boolean(opts.keyFile)) {
     throw new Error(opts.certFile ? 'etcd-cert-file requires etcd-key-file' : 'etcd-key-file requires etcd-cert-file');
   }
   const { secure, hosts } = effectiveEtcdHosts(opts.endpoints);
   // Read (and checked) even for plain endpoints: a missing file is a configuration error.
   const material = readTlsFiles(opts, readFile);
-  const credentials = secure ? new EtcdTlsCredentials(clientSecureContext(material)) : undefined;
+  const liveness = new TcpLiveness(onLivenessError);
+  const credentials = secure ? new EtcdTlsCredentials(clientSecureContext(material), liveness) : new EtcdPlainCredentials(liveness);
   const deadline = () => ({ deadline: Date.now() + REQUEST_TIMEOUT_MS });
   const health = new EndpointHealth(hosts);
 
@@ -160,6 +165,6 @@ export function buildEtcdClient(opts: EtcdClientOptions): EtcdClient {
     options.auth = { username: opts.user, password: opts.password ?? '', callOptions: deadline };
   }
   const client = new Etcd3(options);
-  if (credentials) installCredentials(client, credentials);
-  return { client, endpoints: health };
+  installCredentials(client, credentials);
+  return { client, endpoints: health, liveness };
 }

@@ -17,13 +17,23 @@ export async function queryLeaseDeadline(client: Etcd3, leaseId: string): Promis
   const sentAt = performance.now();
   try {
     const res = await client.leaseClient.leaseTimeToLive({ ID: leaseId });
-    const ttl = Number(res.TTL);
-    // -1: expired or revoked; its key is being deleted, the delete event follows.
-    return ttl > 0 ? sentAt + ttl * 1000 : sentAt;
+    return leaseDeadline(sentAt, Number(res.TTL), Number(res.grantedTTL));
   } catch (e) {
     if (e instanceof EtcdLeaseInvalidError) return sentAt;
     throw e;
   }
+}
+
+/**
+ * The deadline one TimeToLive answer supports. -1: expired or revoked; its key is being
+ * deleted, the delete event follows. A remaining TTL above the granted one cannot come from a
+ * lessor that counts down: a member that has just stopped being the raft leader has demoted its
+ * lessor, which then reports every lease as "forever" (math.MaxInt64 ns, 9223372036 s) until
+ * requests reach the new leader. The lease may expire at any moment then, so: now.
+ */
+export function leaseDeadline(sentAt: number, ttlSeconds: number, grantedSeconds: number): number {
+  if (!(ttlSeconds > 0) || !(ttlSeconds <= grantedSeconds)) return sentAt;
+  return sentAt + ttlSeconds * 1000;
 }
 
 export interface LeaseTrackerHandlers {

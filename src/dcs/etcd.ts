@@ -1,6 +1,7 @@
 // The etcd (v3 API) leader source: reads the trigger key once, then watches it from the
 // revision after that read, so at idle the only traffic is gRPC keepalive pings plus, when the
-// key has a lease, one LeaseTimeToLive call per `lease-check-interval`.
+// key has a lease, one LeaseTimeToLive call per `lease-check-interval`, plus the kernel's TCP
+// keepalive probes (etcd-tcp.ts), which this process only reads about once a second.
 //
 // State machine (one "session" = one read plus the watch that follows it):
 //
@@ -25,6 +26,10 @@
 //             (a compaction or an expired token is fixed by re-reading at once) and restarts
 //             the backoff; every later attempt waits on it: `retry-num` retries `retry-after`
 //             apart, then growing ×1.6 to BACKOFF_MAX_DELAY_MS, with jitter. It never gives up.
+//   silence: when nothing came back on the connection the source uses for SUSPECT_MS (a TCP
+//             keepalive probe unanswered), one serializable Range checks it within
+//             CONFIRM_MS; no answer (or one from another member) is a failure as above, and
+//             the silent connection is closed so the re-read dials afresh.
 //   Every async callback carries the session number it belongs to; late answers of an
 //   abandoned session are dropped, so views are never emitted out of order.
 import { performance } from 'node:perf_hooks';
@@ -34,7 +39,8 @@ import type { Logger } from '../log.js';
 import { Backoff } from '../backoff.js';
 import { buildEtcdClient, effectiveEtcdHosts } from './etcd-client.js';
 import type { EndpointHealth } from './etcd-endpoints.js';
-import { describeEtcdError, type EtcdSourceError } from './etcd-errors.js';
+import { describeEtcdError, EtcdSourceError } from './etcd-errors.js';
+import type { SuspectConnection } from './etcd-tcp.js';
 import { LeaseTracker, NO_LEASE, queryLeaseDeadline } from './etcd-lease.js';
 import { KeyWatch, type KeyEvent } from './etcd-watch.js';
 import { leaderValue, sameBytes } from './leader-value.js';
@@ -54,6 +60,20 @@ export const LEASE_DEADLINE_MIN_STEP_MS = 1000;
  * backoff growing, so a member that cancels every watch right away is not hammered.
  */
 export const STABLE_WATCH_MS = 1000;
+/**
+ * How long a suspect connection (etcd-tcp.ts) has to answer a serializable Range. etcd answers
+ * it from the member's memory without raft or disk, in about a millisecond on a LAN; 300 ms
+ * leaves room for one TCP retransmission at Linux's minimum RTO (200 ms), so a single lost
+ * packet is not reported as an outage. A healthy link is never suspected (the kernel answers
+ * keepalive probes however busy etcd is), so this deadline only ever meets a lossy or dead one.
+ * Silent partition noticed within SUSPECT_MS + CONFIRM_MS = 1.55 s of the last sign of life.
+ */
+export const CONFIRM_MS = 300;
+
+/** host:port of an endpoint URL, as grpc-js names the channel's target. */
+function hostPort(endpoint: string): string {
+  return endpoint.replace(/^[a-z][a-z0-9+.-]*:\/\//i, '');
+}
 
 export interface EtcdSourceOptions {
   endpoints: string[];
@@ -105,7 +125,10 @@ export class EtcdLeaderSource implements LeaderSource {
 
   constructor(private readonly opts: EtcdSourceOptions, private readonly log: Logger) {
     // Reads the TLS files now: a missing file is a configuration error, not an outage.
-    const built = buildEtcdClient(opts);
+    const built = buildEtcdClient(opts, (e, target) => {
+      log.warn({ err: e.message, target }, 'etcd: cannot turn on TCP keepalive for this connection; a silent peer is noticed by gRPC keepalive only (about 8 s)');
+    });
+    built.liveness.setConfirm((c) => this.confirmAlive(c));
     const { secure, hosts } = effectiveEtcdHosts(opts.endpoints);
     if ((opts.caFile || opts.certFile) && !secure) {
       log.warn({ endpoints: opts.endpoints }, 'etcd: TLS files are set but the endpoints are http://; they are not used');
@@ -208,6 +231,38 @@ export class EtcdLeaderSource implements LeaderSource {
     if (known !== null && Math.abs(deadline - known) < LEASE_DEADLINE_MIN_STEP_MS) return;
     this.deadlineQueried = true;
     this.publish({ ...last, leaseDeadline: deadline });
+  }
+
+  // ---- silence ------------------------------------------------------------------------------
+
+  /** A connection heard nothing for SUSPECT_MS: prove it alive with one cheap call, or fail. */
+  private confirmAlive(c: SuspectConnection): Promise<boolean> {
+    const current = this.health.current;
+    const state = this.state;
+    // Not the member being watched (an idle connection to another one), or no watch to lose:
+    // close it; the next call dials afresh.
+    if (state.name !== 'watching' || current === undefined || hostPort(current) !== c.target) return Promise.resolve(false);
+    const session = state.session;
+    return new Promise<boolean>((resolve) => {
+      let settled = false;
+      const settle = (alive: boolean, error?: unknown): void => {
+        if (settled) return;
+        settled = true;
+        clearTimeout(timer);
+        if (!alive) {
+          c.close();
+          this.fail(session, error ?? new EtcdSourceError('unavailable', `etcd at ${current} went silent: nothing received for ${c.silentMs} ms (TCP keepalive unanswered) and no answer to a read within ${CONFIRM_MS} ms; network cut or packets dropped?`, current));
+        } else {
+          this.log.debug({ endpoint: current, silentMs: c.silentMs }, 'etcd: a keepalive probe went unanswered, but the member answered a read');
+        }
+        resolve(alive);
+      };
+      const timer = setTimeout(() => settle(false), CONFIRM_MS);
+      this.client.kv
+        .range({ key: Buffer.from(this.opts.triggerKey), serializable: true, count_only: true })
+        // Answered by another member (etcd3 failed over): the watched one is still silent.
+        .then(() => settle(this.health.current === current), (e: unknown) => settle(false, e));
+    });
   }
 
   // ---- views --------------------------------------------------------------------------------

@@ -4,10 +4,13 @@
 // print "DeprecationWarning: Setting the TLS ServerName to an IP address is not permitted by
 // RFC 6066" to stderr, and sends the IP as SNI, which Go's client (the original) never does.
 // Verification is unchanged: Node checks the certificate against `host` (IP SANs for an IP).
+// Both credentials (TLS and plain) hand every new TCP connection to a TcpLiveness first, which
+// turns on fast kernel keepalive and watches for a silent peer (etcd-tcp.ts).
 import type { Socket } from 'node:net';
 import { isIP } from 'node:net';
 import { connect, type SecureContext } from 'node:tls';
 import { CallCredentials, ChannelCredentials, experimental, type ChannelOptions } from '@grpc/grpc-js';
+import type { TcpLiveness } from './etcd-tcp.js';
 
 type GrpcUri = experimental.GrpcUri;
 type SecureConnector = experimental.SecureConnector;
@@ -22,7 +25,7 @@ export function targetHost(target: GrpcUri, options: ChannelOptions): string {
 }
 
 export class EtcdTlsCredentials extends ChannelCredentials {
-  constructor(private readonly context: SecureContext) {
+  constructor(private readonly context: SecureContext, private readonly liveness?: TcpLiveness) {
     super();
   }
 
@@ -40,6 +43,7 @@ export class EtcdTlsCredentials extends ChannelCredentials {
     const perCall = callCredentials ?? CallCredentials.createEmpty();
     return {
       connect: (socket: Socket) => new Promise((resolve, reject) => {
+        this.liveness?.adopt(socket, target.path);
         const tlsSocket = connect({
           socket, secureContext: context, host, ALPNProtocols: ['h2'],
           // RFC 6066: SNI carries host names only. Without servername Node verifies against host.
@@ -51,6 +55,34 @@ export class EtcdTlsCredentials extends ChannelCredentials {
         });
         tlsSocket.on('error', reject);
       }),
+      waitForReady: () => Promise.resolve(),
+      getCallCredentials: () => perCall,
+      destroy: () => undefined,
+    };
+  }
+}
+
+/** Plain (http://) etcd endpoints: grpc-js's insecure credentials, plus the liveness watch. */
+export class EtcdPlainCredentials extends ChannelCredentials {
+  constructor(private readonly liveness?: TcpLiveness) {
+    super();
+  }
+
+  _isSecure(): boolean {
+    return false;
+  }
+
+  _equals(other: ChannelCredentials): boolean {
+    return other === this;
+  }
+
+  _createSecureConnector(target: GrpcUri, _options: ChannelOptions, callCredentials?: CallCredentials): SecureConnector {
+    const perCall = callCredentials ?? CallCredentials.createEmpty();
+    return {
+      connect: (socket: Socket) => {
+        this.liveness?.adopt(socket, target.path);
+        return Promise.resolve({ socket, secure: false });
+      },
       waitForReady: () => Promise.resolve(),
       getCallCredentials: () => perCall,
       destroy: () => undefined,

@@ -3,43 +3,74 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { EtcdAuthenticationFailedError, GRPCUnavailableError } from 'etcd3';
-import { LeaseTracker, NO_LEASE } from '../../src/dcs/etcd-lease.js';
+import { LeaseTracker, NO_LEASE, leaseDeadline } from '../../src/dcs/etcd-lease.js';
 import { describeEtcdError } from '../../src/dcs/etcd-errors.js';
 import { sleep } from './etcd-views.js';
 
+/**
+ * A query that takes `delayMs`, recording when each call started and how many are running, so
+ * the tests wait for what happened (calls, answers) rather than for a while.
+ */
 function fakeQuery(delayMs: number) {
   const calls: string[] = [];
+  const startedAt: number[] = [];
+  let running = 0;
   let fail: Error | null = null;
   return {
     calls,
+    startedAt,
+    get running() { return running; },
     failNext(e: Error) { fail = e; },
     query: async (id: string) => {
       calls.push(id);
-      await sleep(delayMs);
-      if (fail) {
-        const e = fail;
-        fail = null;
-        throw e;
+      startedAt.push(performance.now());
+      running++;
+      try {
+        await sleep(delayMs);
+        if (fail) {
+          const e = fail;
+          fail = null;
+          throw e;
+        }
+        return 1000;
+      } finally {
+        running--;
       }
-      return 1000;
     },
   };
 }
 
+/** Polls `check` after every turn of the event loop until it holds. */
+async function until(what: string, check: () => boolean, timeoutMs = 5000): Promise<void> {
+  const end = performance.now() + timeoutMs;
+  while (!check()) {
+    if (performance.now() > end) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+    await sleep(1);
+  }
+}
+
 describe('LeaseTracker', () => {
   it('queries at once, then every interval; a burst of refreshes costs at most one extra query', async () => {
+    const INTERVAL = 200;
     const q = fakeQuery(20);
     const got: string[] = [];
-    const lt = new LeaseTracker(q.query, 200, { onDeadline: (id) => got.push(id), onError: () => assert.fail('no error') });
+    const lt = new LeaseTracker(q.query, INTERVAL, { onDeadline: (id) => got.push(id), onError: () => assert.fail('no error') });
     lt.track('7');
+    assert.equal(q.calls.length, 1, 'the first query starts at once');
     for (let i = 0; i < 100; i++) lt.refreshNow();
-    await sleep(60);
+    // Both answers in: the in-flight query and the single one the burst asked for.
+    await until('two answers', () => got.length === 2);
     assert.equal(q.calls.length, 2, 'the in-flight query plus one for the whole burst');
-    await sleep(450);
-    assert.ok(q.calls.length >= 3 && q.calls.length <= 5, `periodic queries (${q.calls.length})`);
+    // Then the periodic ones, each no sooner than the interval after the previous answer
+    // (timers never fire early; 1 ms for their rounding). No upper bound: lateness is load.
+    await until('two periodic queries', () => q.calls.length >= 4);
+    for (let i = 2; i < 4; i++) {
+      const gap = q.startedAt[i]! - q.startedAt[i - 1]!;
+      assert.ok(gap >= INTERVAL + 20 - 1, `query ${i + 1} came ${gap.toFixed(1)} ms after the one before (interval ${INTERVAL} ms after a 20 ms answer)`);
+    }
     lt.stop();
     const n = q.calls.length;
-    await sleep(300);
+    await sleep(1.5 * INTERVAL + 20); // an absence window: the next periodic query would be due
     assert.equal(q.calls.length, n, 'nothing after stop()');
     assert.ok(got.every((id) => id === '7'));
   });
@@ -51,15 +82,15 @@ describe('LeaseTracker', () => {
     const lt = new LeaseTracker(q.query, 10_000, { onDeadline: (id) => got.push(id), onError: (e) => errors.push(e) });
     lt.track('1');
     lt.track('2'); // while '1' is in flight
-    await sleep(120);
+    await until('both queries answered', () => q.calls.length === 2 && q.running === 0);
+    assert.deepEqual(q.calls, ['1', '2']);
     assert.deepEqual(got, ['2'], 'the answer about lease 1 is dropped');
     q.failNext(new Error('boom'));
     lt.refreshNow();
-    await sleep(120);
-    assert.equal(errors.length, 1);
-    lt.refreshNow(); // stopped by the error: nothing tracked
-    await sleep(80);
+    await until('the failed query reported', () => errors.length === 1 && q.running === 0);
     assert.equal(q.calls.length, 3);
+    lt.refreshNow(); // stopped by the error: nothing tracked
+    assert.equal(q.calls.length, 3, 'no query after the error');
     lt.track(NO_LEASE);
     assert.equal(q.calls.length, 3, 'no query for a key without lease');
   });
@@ -81,5 +112,22 @@ describe('describeEtcdError', () => {
     const auth = describeEtcdError(new EtcdAuthenticationFailedError('etcdserver: authentication failed, invalid user ID or password'), ctx);
     assert.equal(auth.reason, 'auth');
     assert.match(auth.message, /user "vip"/);
+  });
+});
+
+describe('leaseDeadline', () => {
+  it('counts the remaining TTL from when the question was sent', () => {
+    assert.equal(leaseDeadline(5000, 7, 10), 12_000);
+    assert.equal(leaseDeadline(5000, 10, 10), 15_000);
+  });
+  it('reads an expired or revoked lease (-1) as expiring now', () => {
+    assert.equal(leaseDeadline(5000, -1, 10), 5000);
+    assert.equal(leaseDeadline(5000, 0, 10), 5000);
+  });
+  it("reads a demoted lessor's \"forever\" (math.MaxInt64 ns) as expiring now, never as a deadline in 292 years", () => {
+    // Seen on the Patroni bed: the etcd member that had been raft leader, cut off from its peers.
+    assert.equal(leaseDeadline(5000, 9223372036, 10), 5000);
+    assert.equal(leaseDeadline(5000, 11, 10), 5000);
+    assert.equal(leaseDeadline(5000, Number.NaN, 10), 5000);
   });
 });

@@ -11,7 +11,8 @@
 //
 // Every vip-manager is configured the way an operator would: a YAML file with
 // trigger-key /service/<scope>/leader, trigger-value <member name>, dcs-type etcd, the etcd
-// endpoints, interface eth0, ip/netmask.
+// endpoints, interface eth0, ip/netmask. With `vipDcs: 'patroni'` each one asks its own node's
+// Patroni REST API instead (dcs-type patroni, GET http://<node>:8008/leader, 200 = leader).
 //
 // Patroni timings (bootstrap.dcs) are short for test speed; what they bound:
 //   ttl 10          the leader key's lease: a crashed or cut-off primary's key expires 10 s
@@ -90,6 +91,11 @@ export interface BedOptions {
   vipEndpoints?: 'all' | 'local';
   /** Extra or overriding keys for our vip-manager's YAML file (e.g. dcs-loss). */
   vipConfig?: Record<string, unknown>;
+  /**
+   * What our vip-managers follow: the leader key in etcd (default), or their own node's
+   * Patroni REST API (dcs-type patroni: GET /leader on <node>:8008, trigger-value 200).
+   */
+  vipDcs?: 'etcd' | 'patroni';
   /** Extra environment for our vip-manager processes (e.g. NODE_OPTIONS for diagnostics). */
   vipEnv?: Record<string, string>;
   timings?: PatroniTimings;
@@ -417,14 +423,15 @@ export class DbNode {
     const endpoints = b.vipEndpoints === 'local'
       ? ['http://127.0.0.1:2379']
       : b.etcdHosts.map((h) => `http://${h.ipv4}:2379`);
+    const source = b.vipDcs === 'patroni'
+      // The node's own Patroni: 200 on /leader only while it holds the leader lock.
+      ? { 'trigger-key': '/leader', 'trigger-value': 200, 'dcs-type': 'patroni', 'dcs-endpoints': [`http://${this.ip}:8008`] }
+      : { 'trigger-key': b.leaderKey, 'trigger-value': this.name, 'dcs-type': 'etcd', 'dcs-endpoints': endpoints };
     return {
       ip: VIP,
       netmask: VIP_NETMASK,
       interface: 'eth0',
-      'trigger-key': b.leaderKey,
-      'trigger-value': this.name,
-      'dcs-type': 'etcd',
-      'dcs-endpoints': endpoints,
+      ...source,
       ...b.vipConfigBase,
       ...this.vipOverrides,
     };
@@ -540,6 +547,7 @@ export class PatroniBed {
   readonly vipManagerKind: VipManagerKind;
   readonly vipEndpoints: 'all' | 'local';
   readonly vipConfigBase: Record<string, unknown>;
+  readonly vipDcs: 'etcd' | 'patroni';
   readonly placement: EtcdPlacement;
   private etcdClient: Etcd3 | undefined;
   private readonly memberClients: Array<Etcd3 | undefined> = [];
@@ -552,6 +560,7 @@ export class PatroniBed {
     this.vipManagerKind = opts.vipManager ?? 'ours';
     this.vipEndpoints = opts.vipEndpoints ?? (this.placement === 'colocated' ? 'local' : 'all');
     this.vipConfigBase = opts.vipConfig ?? {};
+    this.vipDcs = opts.vipDcs ?? 'etcd';
     this.timings = opts.timings ?? DEFAULT_TIMINGS;
     this.scope = opts.scope ?? 'pg';
     this.leaderKey = `${NAMESPACE}/${this.scope}/leader`;
