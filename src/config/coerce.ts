@@ -1,5 +1,6 @@
 // Turns a raw value from any layer (a string from a flag or env, a YAML scalar or list from the
 // file) into the key's type. Failures say what was expected, in words a user can act on.
+import { splitCommand } from '../hooks/command.js';
 import type { KeyDef } from './schema.js';
 import { showRaw } from './show.js';
 
@@ -43,6 +44,18 @@ export function coerce(k: KeyDef, raw: unknown): Coerced {
       // Every element may itself be comma-separated: "--dcs-endpoints a,b --dcs-endpoints c".
       const items = (parts as string[]).flatMap((p) => p.split(',')).map((p) => p.trim()).filter((p) => p !== '');
       return { ok: true, value: items };
+    }
+    case 'command': {
+      // A list is taken word for word; one string is split as systemd splits ExecStart=.
+      if (Array.isArray(raw)) {
+        const words = raw.map(scalarText);
+        if (words.some((w) => w === undefined)) return { ok: false, expected: 'expected a list of words (the path, then each argument), or one string' };
+        return { ok: true, value: words };
+      }
+      const s = scalarText(raw);
+      if (s === undefined) return { ok: false, expected: 'expected a command: a list of words (the path, then each argument), or one string' };
+      const split = splitCommand(s);
+      return split.ok ? { ok: true, value: split.words } : { ok: false, expected: split.expected };
     }
     case 'enum': {
       const s = scalarText(raw)?.trim().toLowerCase();

@@ -7,7 +7,7 @@
 // must be valid UTF-8 (decoding invalid bytes to U+FFFD would make different values equal).
 import { closeSync, constants, fstatSync, openSync, readSync, type Stats } from 'node:fs';
 import { isUtf8 } from 'node:buffer';
-import { LineCounter, isAlias, isMap, isScalar, parseDocument, type Document, type Node as YamlNode } from 'yaml';
+import { LineCounter, isAlias, isMap, isScalar, isSeq, parseDocument, type Document, type Node as YamlNode } from 'yaml';
 import { KEY_BY_NAME, LEGACY_NAMES } from './schema.js';
 import type { LayerResult, RawEntry } from './raw.js';
 import { clip } from './show.js';
@@ -161,7 +161,7 @@ export function readConfigFile(path: string): FileLayer {
       continue;
     }
     if (current !== name) warnings.push(`${where}: ${name} is a legacy name; use ${current}`);
-    entries.push({ key: current, raw: valueOf(pair.value as YamlNode | null, js[name], KEY_BY_NAME.get(current)!.kind === 'string', doc), origin: { layer: 'file', name, where } });
+    entries.push({ key: current, raw: valueOf(pair.value as YamlNode | null, js[name], ['string', 'command'].includes(KEY_BY_NAME.get(current)!.kind), doc), origin: { layer: 'file', name, where } });
   }
   if (unknown > MAX_UNKNOWN_KEY_WARNINGS) warnings.push(`config file ${shown}: ${unknown - MAX_UNKNOWN_KEY_WARNINGS} more unknown keys are ignored`);
   if (problems.length > 0) return { entries: [], problems, warnings, unreadable: true };
@@ -176,6 +176,10 @@ function valueOf(node: YamlNode | null, resolved: unknown, text: boolean, doc: D
   const target = node !== null && isAlias(node) ? node.resolve(doc) : node;
   if (text && target && isScalar(target) && target.value !== null && typeof target.value !== 'string' && typeof target.source === 'string') {
     return target.source;
+  }
+  // A command's words likewise: `[/usr/local/bin/notify, 010]` passes "010", not "8" or "10".
+  if (text && target && isSeq(target) && Array.isArray(resolved)) {
+    return target.items.map((item, i) => valueOf(item as YamlNode | null, resolved[i], true, doc));
   }
   return resolved;
 }

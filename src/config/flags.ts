@@ -11,6 +11,8 @@ export interface CommandLine extends LayerResult {
   readonly help: boolean;
   readonly version: boolean;
   readonly checkConfig: boolean;
+  /** --diagnose: check this node against the DCS once, print a verdict, change nothing (diagnose/). */
+  readonly diagnose: boolean;
   /** --config, when given on the command line. */
   readonly configFile: string | undefined;
   /** --instance: the template unit's instance name (config/instance.ts). */
@@ -23,7 +25,7 @@ function describe(k: KeyDef): string {
 }
 
 function optionFor(flag: string, k: KeyDef, hidden: boolean): Option {
-  const placeholder = k.kind === 'list' ? '<list>' : k.kind === 'boolean' ? '[bool]' : '<value>';
+  const placeholder = k.kind === 'list' ? '<list>' : k.kind === 'boolean' ? '[bool]' : k.kind === 'command' ? '<command>' : '<value>';
   const o = new Option(`--${flag} ${placeholder}`, hidden ? '' : describe(k));
   if (k.kind === 'list') {
     // Collect every occurrence; each may itself be comma-separated (split later, with the env's).
@@ -42,6 +44,7 @@ export function buildCommand(): Command {
   program.addOption(new Option('--config <file>', `YAML configuration file [env ${envName('config')}]`));
   program.addOption(new Option('--instance <name>', 'Instance of the unit vip-manager@NAME: read /etc/default/vip-manager-NAME.yml if it exists; /etc/patroni/NAME.vip (Debian\'s pg_createconfig_patroni) is loaded by the unit as environment'));
   program.addOption(new Option('--check-config', 'Validate the configuration, print it with each value\'s source, and exit'));
+  program.addOption(new Option('--diagnose', 'Check this node against the DCS once and print a verdict with the facts behind it (leader key, interface, capabilities, VIP, other hosts answering for it, each DCS endpoint, a running daemon); changes nothing. Exits 0 when this node is as the DCS asks, 1 when not, 78 on a configuration error'));
   program.addOption(new Option('--version', 'Print version, commit and build date, and exit'));
   program.addOption(new Option('--help', 'Print this help and exit'));
   for (const k of KEYS) program.addOption(optionFor(k.name, k, false));
@@ -60,7 +63,7 @@ export function parseCommandLine(argv: readonly string[]): CommandLine {
     if (!(e instanceof CommanderError)) throw e;
     // e.g. "error: option '--ip <value>' argument missing": one line, without commander's prefix.
     problems.push(e.message.replace(/^error: /, '').replace(/\s*\n\s*/g, ' ').trim());
-    return { entries: [], problems, warnings: [], help: false, version: false, checkConfig: false, configFile: undefined, instance: undefined };
+    return { entries: [], problems, warnings: [], help: false, version: false, checkConfig: false, diagnose: false, configFile: undefined, instance: undefined };
   }
   const flags = program.options.map((o) => o.long!).filter((f) => !LEGACY_NAMES.has(f.slice(2)));
   for (let i = 0; i < parsed.unknown.length; i++) {
@@ -88,6 +91,7 @@ export function parseCommandLine(argv: readonly string[]): CommandLine {
     help: opts.help === true,
     version: opts.version === true,
     checkConfig: opts.checkConfig === true,
+    diagnose: opts.diagnose === true,
     configFile: typeof opts.config === 'string' ? opts.config : undefined,
     instance: typeof opts.instance === 'string' ? opts.instance : undefined,
   };

@@ -3,6 +3,7 @@
 // rules between keys. All problems are collected and thrown together as one ConfigError.
 import { accessSync, constants, statSync } from 'node:fs';
 import { isIP } from 'node:net';
+import { hookFileProblem } from '../hooks/command.js';
 import { coerce, showValue } from './coerce.js';
 import { quote } from './show.js';
 import { vipInSubnetProblem } from './vip-address.js';
@@ -181,6 +182,12 @@ export function loadFromCommandLine(cli: CommandLine, input: LoadInput): LoadedC
     const path = values.get(key) as string | undefined;
     const why = path === undefined ? undefined : readable(path);
     if (why !== undefined) problems.push(`${key}: ${quote(path!)} from ${where(key)} ${why}; expected a readable file`);
+  }
+  // The daemon runs the hook with its own uid and checks the file as that uid would see it.
+  for (const key of ['on-acquire', 'on-release']) {
+    const path = (values.get(key) as string[] | undefined)?.[0];
+    const why = path === undefined ? undefined : hookFileProblem(path, { uid: process.geteuid?.() ?? 0 });
+    if (why !== undefined) problems.push(`${key}: ${quote(path!)} from ${where(key)} ${why}`);
   }
   if (values.get('manager-type') === 'hetzner-cloud' && !values.has('hcloud-token') && !values.has('hcloud-token-file')) {
     problems.push(`hcloud-token: missing; manager-type hetzner-cloud needs hcloud-token-file, ${envName('hcloud-token')} or hcloud-token`);

@@ -4,10 +4,12 @@
 // when the README and this table disagree). New keys are added here and nowhere else.
 import { isIP } from 'node:net';
 import { z } from 'zod';
+import { commandProblem } from '../hooks/command.js';
 import { dcsEndpoint } from './endpoints.js';
 import { vipAddressProblem } from './vip-address.js';
 
-export type KeyKind = 'string' | 'integer' | 'boolean' | 'list' | 'enum';
+/** 'command': an argument vector, from a YAML list or a string split as systemd's ExecStart= (hooks/command.ts). */
+export type KeyKind = 'string' | 'integer' | 'boolean' | 'list' | 'enum' | 'command';
 
 /** What the loader knows while it resolves defaults that depend on other keys. */
 export interface DefaultContext {
@@ -62,6 +64,7 @@ export const BOUNDS = {
   'announce-count': { min: 0, max: 100 },
   'announce-interval': { min: 1, max: 60_000 },
   'announce-refresh': { min: 1_000, max: 3_600_000 },
+  'hook-timeout': { min: 100, max: 600_000 },
 } as const satisfies Record<string, { min: number; max: number }>;
 
 function humanMs(ms: number): string {
@@ -104,6 +107,18 @@ function textProblem(s: string): string | undefined {
   return undefined;
 }
 
+/**
+ * The longest trigger-value: a Patroni member name is a PostgreSQL replication slot name (at
+ * most 63 bytes) and a host name at most 253; 1 KiB leaves room for any naming scheme while
+ * keeping every line that shows the value (logs, --check-config, /status) bounded.
+ */
+const MAX_TRIGGER_VALUE_BYTES = 1024;
+
+function memberNameProblem(s: string): string | undefined {
+  const bytes = Buffer.byteLength(s);
+  return bytes > MAX_TRIGGER_VALUE_BYTES ? `expected at most ${MAX_TRIGGER_VALUE_BYTES} bytes (a member or host name)` : undefined;
+}
+
 /** A zod check from a function that returns why a value is refused. */
 const refusing = <T>(schema: z.ZodType<T>, why: (v: T) => string | undefined) =>
   schema.superRefine((v, ctx) => {
@@ -126,6 +141,40 @@ const httpUrl = z.string().refine(
   },
   { error: 'expected an http:// or https:// URL' },
 );
+
+/** The hosts an API URL may name over plain http: loopback only (127.0.0.0/8, ::1, localhost). */
+export function isLoopbackHost(hostname: string): boolean {
+  const h = hostname.replace(/^\[(.*)\]$/, '$1').toLowerCase();
+  return h === 'localhost' || h === '::1' || (isIP(h) === 4 && h.startsWith('127.'));
+}
+
+/**
+ * Base URL of an API that every request authenticates to (Robot: Basic auth with the webservice
+ * password; Cloud: the bearer token): https://, or http:// to this machine only, so the
+ * credentials never cross a network in clear. No user or password inside the URL: fetch refuses
+ * such URLs, and the credentials have their own keys (and would be shown with the URL).
+ */
+const credentialUrl = (carries: string) =>
+  httpUrl.superRefine((s, ctx) => {
+    let u: URL;
+    try {
+      u = new URL(s);
+    } catch {
+      return; // httpUrl said so already
+    }
+    if (u.protocol !== 'http:' && u.protocol !== 'https:') return; // likewise
+    if (u.username !== '' || u.password !== '') {
+      ctx.addIssue({ code: 'custom', message: `expected no user or password in the URL: ${carries} come from their own keys` });
+    } else if (u.protocol !== 'https:' && !isLoopbackHost(u.hostname)) {
+      ctx.addIssue({ code: 'custom', message: `expected an https:// URL: ${carries} go with every request and must not cross the network in clear (http:// only to a loopback host: 127.0.0.0/8, ::1, localhost)` });
+    }
+  });
+
+/** A hook's argument vector; the file itself is checked when the configuration is loaded. */
+const hookCommand = refusing(z.array(z.string()), commandProblem);
+
+/** Said in the help of both hooks. */
+const HOOK_HELP = 'an absolute path and arguments, as a YAML list or as one string split at spaces like systemd\'s ExecStart= ("..." or \'...\' around a word with spaces, \\ before a character taken as is). No shell: no $VARIABLES, pipes or redirections (refused). It runs after the change is applied and never delays it: hooks run one at a time, in order, each with at most hook-timeout; stdout and stderr go to the log line by line; exit status and duration are logged and counted. Its environment holds only PATH, LANG, VIP_EVENT, VIP_NAME (the entry\'s name: today its ip), VIP_IP, VIP_CAUSE and VIP_VALUE (the DCS value, shown bounded as in /status); no secrets, no capabilities. The file must be an executable regular file owned by root or the daemon\'s user, writable by nobody else, in directories writable by nobody else (sticky ones excepted), or the daemon does not start (exit 78).';
 
 const ipAddress = z.string().refine((s) => isIP(s) !== 0, { error: 'expected an IPv4 or IPv6 address' });
 const vipAddress = refusing(ipAddress, vipAddressProblem);
@@ -172,7 +221,7 @@ const TABLE = [
     legacy: ['nodename', 'host'],
     default: (ctx) => (isPatroni(ctx) ? '200' : ctx.hostname),
     help: "The VIP is held here while the trigger key's value equals this (Patroni's member name; for dcs-type patroni, the HTTP status code). Compared as text: a plain YAML number keeps its spelling (0123 stays 0123); invalid UTF-8 is refused.",
-    check: refusing(z.string().min(1, { error: 'expected a non-empty value' }), textProblem),
+    check: refusing(z.string().min(1, { error: 'expected a non-empty value' }), (v) => textProblem(v) ?? memberNameProblem(v)),
   },
   {
     name: 'manager-type', kind: 'enum', origin: 'upstream', values: ['basic', 'hetzner', 'hetzner-cloud'], default: 'basic', defaultText: 'basic', example: 'basic',
@@ -271,6 +320,21 @@ const TABLE = [
     check: bounded('announce-refresh', 'milliseconds'),
   },
   {
+    name: 'on-acquire', kind: 'command', origin: 'new', defaultText: '(none)', example: '/etc/vip-manager/notify acquired',
+    help: `Command run after this node acquired the VIP (VIP_EVENT=acquire): ${HOOK_HELP}`,
+    check: hookCommand,
+  },
+  {
+    name: 'on-release', kind: 'command', origin: 'new', defaultText: '(none)', example: '/etc/vip-manager/notify released',
+    help: 'Command run after this node released the VIP (VIP_EVENT=release), also after the release on a stop signal (VIP_CAUSE=shutdown); otherwise as on-acquire.',
+    check: hookCommand,
+  },
+  {
+    name: 'hook-timeout', kind: 'integer', origin: 'new', default: 10_000, defaultText: '10000', example: '10000',
+    help: `Milliseconds a hook may run; then its process group gets SIGTERM, and SIGKILL 1 s later: ${rangeText('hook-timeout', 'milliseconds')}. On a stop, hooks still running or waiting get at most 5 s more.`,
+    check: bounded('hook-timeout', 'milliseconds'),
+  },
+  {
     name: 'log-format', kind: 'enum', origin: 'new', values: ['text', 'json'], default: 'text', defaultText: 'text', example: 'json',
     help: 'Log lines as readable text (for journald) or as JSON.',
   },
@@ -298,8 +362,8 @@ const TABLE = [
   },
   {
     name: 'hetzner-api-url', kind: 'string', origin: 'new', default: 'https://robot-ws.your-server.de', defaultText: 'https://robot-ws.your-server.de', example: 'https://robot-ws.your-server.de',
-    help: 'Base URL of the Hetzner Robot API.',
-    check: httpUrl,
+    help: 'Base URL of the Hetzner Robot API: https://, or http:// to a loopback host only (127.0.0.0/8, ::1, localhost), because the webservice password goes with every request.',
+    check: credentialUrl('the Robot user and password (hetzner-credentials-file)'),
   },
   {
     name: 'hcloud-token', kind: 'string', origin: 'new', secret: true, defaultText: '(none)', example: 'snakeoil',
@@ -324,8 +388,8 @@ const TABLE = [
   },
   {
     name: 'hcloud-api-url', kind: 'string', origin: 'new', default: 'https://api.hetzner.cloud/v1', defaultText: 'https://api.hetzner.cloud/v1', example: 'https://api.hetzner.cloud/v1',
-    help: 'Base URL of the Hetzner Cloud API.',
-    check: httpUrl,
+    help: 'Base URL of the Hetzner Cloud API: https://, or http:// to a loopback host only (127.0.0.0/8, ::1, localhost), because the API token goes with every request.',
+    check: credentialUrl('the API token (hcloud-token-file or hcloud-token)'),
   },
   {
     name: 'hcloud-metadata-url', kind: 'string', origin: 'new', default: 'http://169.254.169.254/hetzner/v1/metadata', defaultText: 'http://169.254.169.254/hetzner/v1/metadata', example: 'http://169.254.169.254/hetzner/v1/metadata',
@@ -363,6 +427,9 @@ export interface Config {
   'announce-count': number;
   'announce-interval': number;
   'announce-refresh': number;
+  'on-acquire': string[] | undefined;
+  'on-release': string[] | undefined;
+  'hook-timeout': number;
   'log-format': 'text' | 'json';
   'http-enabled': boolean;
   'http-listen': string;
@@ -396,4 +463,4 @@ export const LEGACY_NAMES: ReadonlyMap<string, string> = new Map(
 );
 
 /** Keys only meaningful on the command line (not part of the effective configuration). */
-export const CLI_ONLY = ['config', 'check-config', 'help', 'version'] as const;
+export const CLI_ONLY = ['config', 'check-config', 'diagnose', 'help', 'version'] as const;

@@ -13,7 +13,7 @@ export interface AnnounceTarget {
   mac: string;
 }
 
-function sockaddrLl(ifindex: number, protocol: number, dst: Buffer): Buffer {
+export function sockaddrLl(ifindex: number, protocol: number, dst: Buffer): Buffer {
   const sa = Buffer.alloc(20); // struct sockaddr_ll
   sa.writeUInt16LE(libc.AF_PACKET, 0);
   sa.writeUInt16BE(protocol, 2);

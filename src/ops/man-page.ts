@@ -34,6 +34,8 @@ function argument(k: KeyDef): string {
       return ` [${italic('true')}|${italic('false')}]`;
     case 'list':
       return ` ${italic('list')}`;
+    case 'command':
+      return ` ${italic('command')}`;
     case 'enum':
       return ` ${k.values!.map(italic).join('|')}`;
     default:
@@ -99,12 +101,15 @@ export function renderManPage(opts: ManPageOptions = {}): string {
     '.br',
     `${bold('vip-manager --check-config')} [${bold('--config')} ${italic('file')}] [${bold('--')}${italic('key')}${bold('=')}${italic('value')} ...]`,
     '.br',
+    `${bold('vip-manager --diagnose')} [${bold('--config')} ${italic('file')}] [${bold('--')}${italic('key')}${bold('=')}${italic('value')} ...]`,
+    '.br',
     `${bold('vip-manager')} ${bold('--version')} | ${bold('--help')}`,
     section('DESCRIPTION'),
     ...paragraphs(
       'vip-manager keeps a virtual IP address (VIP) on exactly one machine of a database cluster: the one whose name is the value of a leader key in a distributed configuration store (DCS): etcd, Consul, or the REST API of Patroni. Run beside Patroni on every member, it makes the VIP follow the leader, so clients always reach the primary at one address.',
       'It watches the key (etcd watch, Consul blocking queries; the Patroni REST API is polled every interval milliseconds), adds and removes the address on the interface over netlink and announces it with gratuitous ARP or unsolicited neighbour advertisements (manager-type basic), or moves a Hetzner failover or floating IP through the provider\'s API. While the DCS is unreachable, dcs-loss decides how long a held VIP is kept.',
       'Every setting can be given as a flag, as an environment variable or as a key of the YAML file named by --config; a flag beats the environment, which beats the file. The daemon needs the capabilities CAP_NET_ADMIN and CAP_NET_RAW; the systemd units grant exactly these to the user vip-manager.',
+      'With --diagnose, vip-manager reads the same configuration, asks every DCS endpoint once and prints, per VIP, a verdict line (OK or FAIL) and then one line per fact behind it (OK, FAIL, WARN, INFO or SKIP): the leader key and whether it names this node, trigger-value against the member names Patroni lists beside the key, the interface, whether the VIP is on it, other hosts answering ARP or neighbour solicitations for it, the capabilities, each DCS endpoint (and why it failed), and a daemon already answering on http-listen. It changes nothing: it adds or removes no address, writes no key, and sends only one duplicate-address probe per VIP, which no host learns anything from.',
     ),
     section('OPTIONS'),
     ...commandLineOnly(),
@@ -155,8 +160,8 @@ export function renderManPage(opts: ManPageOptions = {}): string {
     esc('Others'),
     esc('SIGALRM, SIGVTALRM, SIGPROF, SIGTRAP, SIGSYS, SIGXFSZ, SIGPWR, SIGSTKFLT, SIGIO, SIGTSTP, SIGTTIN, SIGTTOU and the real-time signals are ignored; SIGPIPE, SIGCHLD, SIGURG and SIGWINCH keep their harmless defaults. SIGABRT (the systemd watchdog\'s signal) and SIGSEGV, SIGBUS, SIGFPE, SIGILL end the process with a core dump, and SIGKILL ends it at once: the VIP then stays until the next start removes it, or keeps it where the leader key names this node.'),
     section('EXIT STATUS'),
-    '.TP', bold('0'), esc('Stopped by a signal (SIGTERM, SIGINT or SIGQUIT), or --check-config, --help or --version succeeded.'),
-    '.TP', bold('1'), esc('A runtime failure, e.g. a missing capability (checked at start) or an address the HTTP endpoint cannot bind; or stopped by SIGXCPU.'),
+    '.TP', bold('0'), esc('Stopped by a signal (SIGTERM, SIGINT or SIGQUIT), or --check-config, --help or --version succeeded; with --diagnose: every VIP is as the DCS asks.'),
+    '.TP', bold('1'), esc('A runtime failure, e.g. a missing capability (checked at start) or an address the HTTP endpoint cannot bind; or stopped by SIGXCPU. With --diagnose: a VIP is not as the DCS asks (or no DCS endpoint answered, another host answers for it, trigger-value looks misspelt, or its interface is unusable).'),
     '.TP', bold(String(EXIT_CONFIG)), esc('A configuration error (EX_CONFIG), including an unreadable credentials, key or certificate file: every problem is printed, one line each. The systemd units do not restart on it.'),
     section('EXAMPLES'),
     ...paragraphs('Check a configuration, then run the service:'),
@@ -164,6 +169,7 @@ export function renderManPage(opts: ManPageOptions = {}): string {
     '.RS',
     '.nf',
     esc('vip-manager --check-config --config /etc/default/vip-manager.yml'),
+    esc('vip-manager --diagnose --config /etc/default/vip-manager.yml'),
     esc('systemctl enable --now vip-manager'),
     '.fi',
     '.RE',

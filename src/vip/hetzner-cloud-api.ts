@@ -33,7 +33,7 @@ import {
   HetznerTimeoutError,
   asHetznerError,
 } from './hetzner-errors.js';
-import { exchange, type FetchLike, type HttpReply, tryParseJson } from './hetzner-http.js';
+import { exchange, type FetchLike, type HttpReply, InFlight, tryParseJson } from './hetzner-http.js';
 import { ipMatchesNetwork } from './hetzner-ip.js';
 import { HOUR_MS, LOW_BUDGET_SHARE, SlidingWindowBudget } from './hetzner-rate-budget.js';
 
@@ -111,6 +111,8 @@ type Method = 'GET' | 'POST';
 
 export class CloudApi {
   readonly budget: SlidingWindowBudget;
+  /** Requests waiting for their reply, for the shutdown log. */
+  readonly inFlight: InFlight;
   #authFailure: HetznerAuthError | undefined;
   #blockedUntil = 0;
   #limit: number | undefined;
@@ -120,6 +122,7 @@ export class CloudApi {
 
   constructor(private readonly opts: CloudApiOptions) {
     this.budget = new SlidingWindowBudget('Cloud API', opts.hourlyLimit ?? CLOUD_HOURLY_LIMIT, HOUR_MS, opts.clock, opts.log);
+    this.inFlight = new InFlight(opts.clock);
     this.#base = opts.baseUrl.replace(/\/+$/, '');
   }
 
@@ -249,6 +252,7 @@ export class CloudApi {
       timeoutMs: CLOUD_REQUEST_TIMEOUT_MS,
       what: `Cloud ${what}`,
       signal: this.opts.signal,
+      inFlight: this.inFlight,
     });
     this.#readRateHeaders(reply);
     log.debug(

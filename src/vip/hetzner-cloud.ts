@@ -12,7 +12,7 @@ import { isIP } from 'node:net';
 import { type Config } from '../config/schema.js';
 import { type Logger } from '../log.js';
 import { registerSecrets } from '../ops/redact.js';
-import { type HolderState, type VipManager } from './manager.js';
+import { type HolderState, type PendingRequest, type VipManager } from './manager.js';
 import { type Clock, realClock } from './hetzner-clock.js';
 import { type CloudAction, CloudApi, fetchInstanceId, type FloatingIp, networkOf } from './hetzner-cloud-api.js';
 import { asHetznerError, HetznerConfigError, HetznerNotReadyError, HetznerTimeoutError } from './hetzner-errors.js';
@@ -172,6 +172,10 @@ export class HetznerCloudManager extends HetznerManagerBase implements VipManage
       }
       if (localError !== undefined) throw asHetznerError(localError);
     });
+  }
+
+  inFlight(): readonly PendingRequest[] {
+    return this.api.inFlight.list();
   }
 
   // ---- internals ----

@@ -17,6 +17,31 @@ export interface HttpExchange {
   readonly what: string;
   /** Aborts the exchange early (the manager is closing); reported as a network error. */
   readonly signal?: AbortSignal;
+  /** Where the exchange is listed while it waits for its reply. */
+  readonly inFlight?: InFlight;
+}
+
+/**
+ * The requests sent and not answered yet. A Robot switch keeps its POST or DELETE open for
+ * 40-60 s; at the shutdown deadline the daemon names what it leaves unanswered.
+ */
+export class InFlight {
+  #seq = 0;
+  readonly #open = new Map<number, { what: string; since: number }>();
+
+  constructor(private readonly clock: Clock) {}
+
+  /** Lists `what` until the returned function is called. */
+  begin(what: string): () => void {
+    const id = ++this.#seq;
+    this.#open.set(id, { what, since: this.clock.now() });
+    return () => this.#open.delete(id);
+  }
+
+  list(): { what: string; ageMs: number }[] {
+    const now = this.clock.now();
+    return [...this.#open.values()].map((r) => ({ what: r.what, ageMs: Math.round(now - r.since) }));
+  }
 }
 
 export interface HttpReply {
@@ -35,6 +60,7 @@ export async function exchange(fetchImpl: FetchLike, clock: Clock, req: HttpExch
   const onOuterAbort = (): void => ac.abort();
   req.signal?.addEventListener('abort', onOuterAbort, { once: true });
   if (req.signal?.aborted) ac.abort();
+  const done = req.inFlight?.begin(req.what);
   try {
     const res = await fetchImpl(req.url, {
       method: req.method,
@@ -52,6 +78,7 @@ export async function exchange(fetchImpl: FetchLike, clock: Clock, req: HttpExch
     if (ac.signal.aborted) throw new HetznerNetworkError(`${req.what}: abandoned (shutting down)`, { cause: err });
     throw new HetznerNetworkError(`${req.what}: ${describeNetworkError(err)}`, { cause: err });
   } finally {
+    done?.();
     clock.clearTimeout(timer);
     req.signal?.removeEventListener('abort', onOuterAbort);
   }

@@ -27,7 +27,7 @@ import {
   HetznerResponseError,
   HetznerServerError,
 } from './hetzner-errors.js';
-import { exchange, type FetchLike, type HttpReply, tryParseJson } from './hetzner-http.js';
+import { exchange, type FetchLike, type HttpReply, InFlight, tryParseJson } from './hetzner-http.js';
 import { HOUR_MS, SlidingWindowBudget } from './hetzner-rate-budget.js';
 
 /** Documented per-endpoint limits (requests per hour). */
@@ -96,8 +96,22 @@ export interface RobotApiOptions {
   signal?: AbortSignal;
 }
 
+/**
+ * The routing a 409 FAILOVER_ALREADY_ROUTED reports. Robot sends the failover object beside the
+ * error; that object is the truth (it may name another server than asked, e.g. when a switch by
+ * someone else ended meanwhile). Without it, the code alone says the IP is where we asked.
+ */
+function alreadyRoutedState(reply: HttpReply, ip: string, asked: string | null): FailoverRouting {
+  const withState = FailoverReply.safeParse(tryParseJson(reply.body));
+  return withState.success
+    ? { ip: withState.data.failover.ip, activeServerIp: withState.data.failover.active_server_ip }
+    : { ip, activeServerIp: asked };
+}
+
 export class RobotApi {
   readonly budgets: Record<RobotMethod, SlidingWindowBudget>;
+  /** Requests waiting for their reply (a switch keeps POST/DELETE open for 40-60 s). */
+  readonly inFlight: InFlight;
   #blockedUntil: Record<RobotMethod, number> = { GET: 0, POST: 0, DELETE: 0 };
   #authFailure: HetznerAuthError | undefined;
   readonly #auth: string;
@@ -110,6 +124,7 @@ export class RobotApi {
       POST: new SlidingWindowBudget('Robot POST /failover', lim.POST ?? ROBOT_POST_LIMIT, HOUR_MS, opts.clock, opts.log),
       DELETE: new SlidingWindowBudget('Robot DELETE /failover', lim.DELETE ?? ROBOT_DELETE_LIMIT, HOUR_MS, opts.clock, opts.log),
     };
+    this.inFlight = new InFlight(opts.clock);
     this.#auth = 'Basic ' + Buffer.from(`${opts.user}:${opts.pass}`, 'utf8').toString('base64');
     this.#base = opts.baseUrl.replace(/\/+$/, '');
   }
@@ -138,12 +153,7 @@ export class RobotApi {
     }
     const err = ErrorReply.safeParse(tryParseJson(reply.body));
     if (reply.status === 409 && err.success && err.data.error.code === 'FAILOVER_ALREADY_ROUTED') {
-      // The reply may carry the failover object too; when it does not, the code says it all.
-      const withState = FailoverReply.safeParse(tryParseJson(reply.body));
-      const routing = withState.success
-        ? { ip: withState.data.failover.ip, activeServerIp: withState.data.failover.active_server_ip }
-        : { ip, activeServerIp: serverIp };
-      return { routing, alreadyRouted: true };
+      return { routing: alreadyRoutedState(reply, ip, serverIp), alreadyRouted: true };
     }
     throw this.#errorFor('POST', ip, reply);
   }
@@ -154,7 +164,7 @@ export class RobotApi {
     if (reply.status === 200) return this.#parseFailover(reply, `DELETE /failover/${ip}`);
     const err = ErrorReply.safeParse(tryParseJson(reply.body));
     if (reply.status === 409 && err.success && err.data.error.code === 'FAILOVER_ALREADY_ROUTED') {
-      return { ip, activeServerIp: null };
+      return alreadyRoutedState(reply, ip, null);
     }
     throw this.#errorFor('DELETE', ip, reply);
   }
@@ -188,6 +198,7 @@ export class RobotApi {
       timeoutMs: method === 'GET' ? ROBOT_READ_TIMEOUT_MS : ROBOT_WRITE_TIMEOUT_MS,
       what,
       signal: this.opts.signal,
+      inFlight: this.inFlight,
     });
     log.debug(
       { method, path: `/failover/${ip}`, status: reply.status, ms: Math.round(clock.now() - started), budgetLeft: budget.remaining() },

@@ -13,7 +13,7 @@
 import { isIP } from 'node:net';
 import { type Config } from '../config/schema.js';
 import { type Logger } from '../log.js';
-import { type HolderState, type VipManager } from './manager.js';
+import { type HolderState, type PendingRequest, type VipManager } from './manager.js';
 import { type Clock, realClock } from './hetzner-clock.js';
 import { registerBasicAuth } from '../ops/redact.js';
 import { readRobotCredentials } from './hetzner-credentials.js';
@@ -164,6 +164,10 @@ export class HetznerRobotManager extends HetznerManagerBase implements VipManage
         }
       }
     });
+  }
+
+  inFlight(): readonly PendingRequest[] {
+    return this.api.inFlight.list();
   }
 
   // ---- internals ----

@@ -13,6 +13,13 @@ export interface HolderState {
   readonly detail?: string;
 }
 
+/** A request to a provider's API that was sent and has not been answered yet. */
+export interface PendingRequest {
+  /** "Robot DELETE /failover/198.51.100.10": method and path, never a secret. */
+  readonly what: string;
+  readonly ageMs: number;
+}
+
 export interface VipManager {
   readonly kind: 'basic' | 'hetzner' | 'hetzner-cloud';
   /**
@@ -33,4 +40,6 @@ export interface VipManager {
   /** Re-announces a held VIP (after a link came back up); a no-op where it means nothing. */
   announce(): Promise<void>;
   close(): Promise<void>;
+  /** Provider requests sent and not answered yet, for the shutdown log; absent where none are made. */
+  inFlight?(): readonly PendingRequest[];
 }

@@ -40,6 +40,7 @@ describe('bounds of every duration and count', () => {
     ['announce-count', 'expected a whole number of rounds, 0-100'],
     ['announce-interval', 'expected a whole number of milliseconds, 1-60000 (1 minute)'],
     ['announce-refresh', 'expected a whole number of milliseconds, 0 (off) or 1000-3600000 (1 hour)'],
+    ['hook-timeout', 'expected a whole number of milliseconds, 100-600000 (10 minutes)'],
   ];
   test('every integer key of the schema is bounded here (or is an id or the netmask)', () => {
     const integers = KEYS.filter((k) => k.kind === 'integer').map((k) => k.name).sort();
@@ -220,6 +221,11 @@ describe('values', () => {
     const why = 'it is not valid UTF-8 (it has U+FFFD, the mark of undecodable bytes, or a lone surrogate); expected text';
     assert.deepEqual(problems(load(withFlag('--trigger-value', 'node\uFFFD1'))), [`trigger-value: "node\uFFFD1" from flag --trigger-value is not valid; ${why}`]);
     assert.deepEqual(problems(load(MIN.slice(0, 8), {}, 'trigger-value: "node\\uD8001"\n')).map((p) => p.replace(/file \S+ line 1/, 'F')), [`trigger-value: "node\\ud8001" from F is not valid; ${why}`]);
+  });
+  test('a trigger-value above 1 KiB (no member or host name is) is refused, so no line that shows it grows without bound', () => {
+    assert.equal(loaded(load(withFlag('--trigger-value', 'é'.repeat(512)))).config['trigger-value'], 'é'.repeat(512));
+    assert.deepEqual(problems(load(withFlag('--trigger-value', `${'é'.repeat(512)}x`))),
+      [`trigger-value: "${'é'.repeat(80)}"…(1025 bytes) from flag --trigger-value is not valid; expected at most 1024 bytes (a member or host name)`]);
   });
   test('the binary: invalid bytes in a flag are refused, exit 78', () => {
     const r = spawnSync(process.execPath, [BIN, '--check-config', ...MIN.slice(0, 8), Buffer.from('--trigger-value=node\xff1', 'latin1') as unknown as string], { encoding: 'utf8', timeout: 30_000 });

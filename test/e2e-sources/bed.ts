@@ -3,6 +3,9 @@
 // process moved into the switch namespace whose bridge carries 203.0.113.1, so in-process
 // stand-ins (Consul, Patroni REST, Hetzner Robot) listening on that address are what the
 // daemons on the nodes talk to. Nothing leaves the namespaces this bed creates.
+// That address is not loopback, so a stand-in that receives credentials (the Hetzner APIs)
+// serves HTTPS with a test CA (test/harness/tls.ts), and the daemon trusts it through the
+// environment (StartOptions.env, NODE_EXTRA_CA_CERTS): the daemon refuses http:// there.
 import { Daemon, type LogRecord } from '../harness/daemon.js';
 import { enterNetns, leaveNetns } from '../harness/enter-netns.js';
 import { createLan, type Lan, type LanHost } from '../harness/netns.js';
@@ -16,6 +19,8 @@ export interface StartOptions {
   /** Wait for the daemon's "ready:" line (its first DCS answer applied); default true. */
   waitReady?: boolean;
   readyTimeoutMs?: number;
+  /** Extra environment for the daemon (e.g. NODE_EXTRA_CA_CERTS to trust a stand-in's CA). */
+  env?: Record<string, string>;
 }
 
 export interface SourcesBed {
@@ -48,7 +53,7 @@ export async function createSourcesBed(): Promise<SourcesBed> {
     nodes: [lan.hosts[0]!, lan.hosts[1]!],
     daemons,
     async start(i, args, opts = {}) {
-      const d = new Daemon({ ns: bed.nodes[i].ns, args });
+      const d = new Daemon({ ns: bed.nodes[i].ns, args, env: opts.env });
       daemons.push(d);
       if (opts.waitReady ?? true) await d.waitReady(opts.readyTimeoutMs);
       return d;

@@ -21,13 +21,16 @@
 //     forbidden/token_readonly 403, not_found 404, conflict 409, locked 423,
 //     rate_limit_exceeded 429, invalid_input/json_error 400, server_error 500,
 //     maintenance/service_error/unavailable 503, timeout 504;
-//   - an action runs for `actionMs` of fake time (default 1000; 0 = finished at once) and the
-//     assignment changes when it succeeds; a second assign/unassign meanwhile gets `locked`;
+//   - an action runs for `actionMs` on the stand-in's clock (default 1000; 0 = finished at once):
+//     it is created `running` (progress 0), and on that clock it ends `success` (progress 100,
+//     `finished` set) and the assignment changes then, or `error`; a second assign/unassign
+//     meanwhile gets `locked`. The clock is a FakeClock in unit tests and the real clock
+//     (realClock) inside daemon tests, where it can serve HTTPS on any address (`host`, `tls`);
 //   - assigning to the server that already has it starts a (successful) no-op action;
 //   - every received request, authorised or not, spends one unit of the rate budget.
 import { type IncomingMessage } from 'node:http';
-import { type FakeClock } from './hetzner-fake-clock.js';
-import { type Fault, faultReply, type LoggedRequest, type Reply, StandinServer } from './hetzner-standin-http.js';
+import { type Clock } from '../../src/vip/hetzner-clock.js';
+import { type Fault, faultReply, type LoggedRequest, type Reply, StandinServer, type StandinTls } from './hetzner-standin-http.js';
 
 const HOUR = 3_600_000;
 
@@ -68,7 +71,12 @@ interface Action {
 }
 
 export interface CloudStandinOptions {
-  clock: FakeClock;
+  /** A FakeClock for unit tests; realClock (src/vip/hetzner-clock.ts) for daemon tests. */
+  clock: Clock;
+  /** Address both servers listen on (default 127.0.0.1), e.g. a test LAN's switch address. */
+  host?: string;
+  /** Serve the API over HTTPS with this certificate (needed off loopback: the token goes with every request). */
+  tls?: StandinTls;
   token: string;
   floatingIps: CloudFloatingIp[];
   servers: number[];
@@ -96,6 +104,8 @@ export class CloudStandin {
   #tokens: number;
   #lastRefill: number;
   #actionSeq = 100;
+  /** Timers of actions still running, cleared on close (a real-clock timer would outlive the test). */
+  #actionTimers = new Set<unknown>();
   rateLimited = 0;
   unauthorized = 0;
 
@@ -103,14 +113,15 @@ export class CloudStandin {
     for (const f of opts.floatingIps) this.floating.set(f.id, { ...f });
     this.#tokens = this.#limit();
     this.#lastRefill = opts.clock.now();
-    this.api = new StandinServer(opts.clock, (req, headers) => this.#withRate(req, headers));
+    this.api = new StandinServer(opts.clock, (req, headers) => this.#withRate(req, headers), opts.tls);
+    // The real metadata service is plain http on a link-local address, and no token goes to it.
     this.metadata = new StandinServer(opts.clock, (req) => this.#metadata(req));
   }
 
   static async start(opts: CloudStandinOptions): Promise<CloudStandin> {
     const s = new CloudStandin(opts);
-    await s.api.listen();
-    await s.metadata.listen();
+    await s.api.listen(opts.host);
+    await s.metadata.listen(opts.host);
     return s;
   }
 
@@ -127,6 +138,8 @@ export class CloudStandin {
   }
 
   async close(): Promise<void> {
+    for (const t of this.#actionTimers) this.opts.clock.clearTimeout(t);
+    this.#actionTimers.clear();
     await this.api.close();
     await this.metadata.close();
   }
@@ -291,7 +304,13 @@ export class CloudStandin {
     };
     const ms = this.opts.actionMs ?? 1000;
     if (ms <= 0) finish();
-    else now.setTimeout(finish, ms);
+    else {
+      const timer = now.setTimeout(() => {
+        this.#actionTimers.delete(timer);
+        finish();
+      }, ms);
+      this.#actionTimers.add(timer);
+    }
     return { status: 201, body: { action: actionBody(a) } };
   }
 

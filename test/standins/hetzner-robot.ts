@@ -10,22 +10,36 @@
 //     server_ipv6_net, server_number, active_server_ip}}; errors 400 INVALID_INPUT, 404 NOT_FOUND,
 //     404 FAILOVER_NEW_SERVER_NOT_FOUND, 409 FAILOVER_ALREADY_ROUTED, 409 FAILOVER_LOCKED,
 //     500 FAILOVER_FAILED, 500 FAILOVER_NOT_COMPLETE.
+//   POST and DELETE answer once the switch is done: docs.hetzner.com "Failover" says "Switching
+//     a failover IP/subnet takes between 40 and 60 seconds", and Ansible's community.hrobot
+//     failover_ip module documents "the API call returns when the failover IP has been
+//     successfully routed to the new address, respectively successfully unrouted" (its timeout
+//     defaults to 180 s). So a switch answers only after `switchMs` (default 40-60 s, below).
+//   409 FAILOVER_ALREADY_ROUTED carries the failover object beside the error object, as in the
+//     reply recorded in community.hrobot's tests (tests/unit/plugins/modules/test_failover_ip.py,
+//     test_rerouting_already_routed): {"error": {...}, "failover": {..., "active_server_ip"}}.
 // Where the documentation is silent the stand-in picks one behaviour and says so:
 //   - limits are counted per method over a sliding hour, every received request counting;
 //   - while locked out after three failed logins it keeps answering 401;
-//   - a switch holds the failover IP locked for `switchLockMs` (default 0) after it completes;
-//     the POST itself can be made to take `switchDelayMs` of fake time (the real one returns
-//     once routed, 40-60 s);
-//   - FAILOVER_ALREADY_ROUTED carries only the error object.
+//   - each switch takes a duration drawn from `switchMs` by a seeded generator (reproducible
+//     runs, yet switches of different lengths); routing changes when the switch ends, GET shows
+//     the old routing until then, and another POST/DELETE meanwhile gets 409 FAILOVER_LOCKED;
+//   - a switch runs to its end even if the client gives up waiting (the request only waits for
+//     a job Robot runs); `switches` records each one and whether its client was still there;
+//   - after a switch the IP stays locked for `switchLockMs` more (default 0);
+//   - DELETE of an unrouted IP answers FAILOVER_ALREADY_ROUTED with the failover object too
+//     (active_server_ip null), by analogy with POST.
 import { type IncomingMessage } from 'node:http';
 import { isIP } from 'node:net';
 import { type Clock } from '../../src/vip/hetzner-clock.js';
-import { type Fault, faultReply, type LoggedRequest, type Reply, StandinServer } from './hetzner-standin-http.js';
+import { type Deferred, type Fault, faultReply, type LoggedRequest, type Reply, StandinServer, type StandinTls } from './hetzner-standin-http.js';
 
 export const ROBOT_DOC_LIMITS = { GET: 100, POST: 50, DELETE: 50 } as const;
 const HOUR = 3_600_000;
 const LOCKOUT_MS = 10 * 60_000;
 const LOCKOUT_AFTER = 3;
+/** How long a failover switch takes on Hetzner's side (docs.hetzner.com, "Failover"). */
+export const ROBOT_SWITCH_MS = { min: 40_000, max: 60_000 } as const;
 
 export interface RobotFailoverIp {
   ip: string;
@@ -40,6 +54,8 @@ export interface RobotStandinOptions {
   clock: Clock;
   /** Address to listen on (default 127.0.0.1), e.g. a test LAN's switch address. */
   host?: string;
+  /** Serve HTTPS with this certificate (needed off loopback: the daemon refuses http:// there). */
+  tls?: StandinTls;
   user: string;
   pass: string;
   failoverIps: RobotFailoverIp[];
@@ -47,7 +63,25 @@ export interface RobotStandinOptions {
   servers: string[];
   limits?: Partial<Record<'GET' | 'POST' | 'DELETE', number>>;
   switchLockMs?: number;
-  switchDelayMs?: number;
+  /**
+   * How long each switch (an accepted POST or DELETE) takes before it answers: a fixed time, or
+   * a range each switch draws from. Default ROBOT_SWITCH_MS, Robot's real 40-60 s; tests that
+   * need speed shorten it explicitly (0: routed at once).
+   */
+  switchMs?: number | { readonly min: number; readonly max: number };
+  /** Seed of the switch durations (default 1). */
+  seed?: number;
+}
+
+export interface RobotSwitch {
+  readonly ip: string;
+  readonly method: 'POST' | 'DELETE';
+  readonly target: string | null;
+  readonly startedAt: number;
+  readonly ms: number;
+  doneAt?: number;
+  /** The client gave up waiting before the switch ended (it still ended). */
+  abandoned?: boolean;
 }
 
 type M = 'GET' | 'POST' | 'DELETE';
@@ -61,11 +95,16 @@ export class RobotStandin {
   /** Every request that arrived while the client was locked out. */
   lockedOutRequests = 0;
   rateLimited = 0;
+  readonly switches: RobotSwitch[] = [];
   #lockedUntil = new Map<string, number>();
+  /** Switches under way, by failover IP, with their timer (cleared on close). */
+  #switching = new Map<string, { sw: RobotSwitch; timer: unknown }>();
+  #rand: () => number;
 
   private constructor(private readonly opts: RobotStandinOptions) {
     for (const f of opts.failoverIps) this.failovers.set(f.ip, { ...f });
-    this.server = new StandinServer(opts.clock, (req, headers) => this.#handle(req, headers));
+    this.#rand = mulberry32(opts.seed ?? 1);
+    this.server = new StandinServer(opts.clock, (req, headers) => this.#handle(req, headers), opts.tls);
   }
 
   static async start(opts: RobotStandinOptions): Promise<RobotStandin> {
@@ -83,7 +122,14 @@ export class RobotStandin {
   }
 
   close(): Promise<void> {
+    for (const { timer } of this.#switching.values()) this.opts.clock.clearTimeout(timer);
+    this.#switching.clear();
     return this.server.close();
+  }
+
+  /** Whether a switch of `ip` is under way. */
+  switching(ip: string): boolean {
+    return this.#switching.has(ip);
   }
 
   /** Scripts the next answers to `method` (after auth and rate limiting pass). */
@@ -119,7 +165,7 @@ export class RobotStandin {
     return this.opts.limits?.[m] ?? ROBOT_DOC_LIMITS[m];
   }
 
-  #handle(req: LoggedRequest, headers: IncomingMessage['headers']): Reply | 'hang' {
+  #handle(req: LoggedRequest, headers: IncomingMessage['headers']): Reply | 'hang' | Deferred {
     const now = this.opts.clock.now();
     const method = req.method as M;
     if (now < this.lockedOutUntil) {
@@ -148,12 +194,12 @@ export class RobotStandin {
     if (!f) return err(404, 'NOT_FOUND', 'Failover IP not found');
     if (method === 'GET') return { status: 200, body: failoverBody(f) };
 
-    if (now < (this.#lockedUntil.get(f.ip) ?? 0)) return err(409, 'FAILOVER_LOCKED', 'The failover IP is currently locked');
+    if (this.#switching.has(f.ip) || now < (this.#lockedUntil.get(f.ip) ?? 0)) {
+      return err(409, 'FAILOVER_LOCKED', 'The failover IP is currently locked');
+    }
     if (method === 'DELETE') {
-      if (f.active === null) return err(409, 'FAILOVER_ALREADY_ROUTED', 'The failover IP is not routed');
-      f.active = null;
-      this.#lock(f.ip);
-      return { status: 200, body: failoverBody(f), delayMs: this.opts.switchDelayMs };
+      if (f.active === null) return alreadyRouted(f, 'The failover IP is not routed');
+      return this.#switch(f, 'DELETE', null, req);
     }
     // POST
     if (!/^application\/x-www-form-urlencoded/.test(headers['content-type'] ?? '')) {
@@ -167,10 +213,38 @@ export class RobotStandin {
       return { status: 400, body: { error: { status: 400, code: 'INVALID_INPUT', message: 'invalid input', missing: null, invalid: ['active_server_ip'] } } };
     }
     if (!this.opts.servers.includes(target)) return err(404, 'FAILOVER_NEW_SERVER_NOT_FOUND', 'Failover IP destination server not found');
-    if (f.active === target) return err(409, 'FAILOVER_ALREADY_ROUTED', 'The failover IP is already routed to the selected server');
-    f.active = target;
-    this.#lock(f.ip);
-    return { status: 200, body: failoverBody(f), delayMs: this.opts.switchDelayMs };
+    if (f.active === target) return alreadyRouted(f, 'The failover IP is already routed to the selected server');
+    return this.#switch(f, 'POST', target, req);
+  }
+
+  /** Starts a switch; it answers (200, the new routing) when it ends, on the stand-in's clock. */
+  #switch(f: RobotFailoverIp, method: 'POST' | 'DELETE', target: string | null, req: LoggedRequest): Reply | Deferred {
+    const ms = this.#nextSwitchMs();
+    const sw: RobotSwitch = { ip: f.ip, method, target, startedAt: this.opts.clock.now(), ms };
+    this.switches.push(sw);
+    const finish = (): Reply => {
+      f.active = target;
+      sw.doneAt = this.opts.clock.now();
+      sw.abandoned = req.abandoned === true;
+      this.#lock(f.ip);
+      return { status: 200, body: failoverBody(f) };
+    };
+    if (ms <= 0) return finish();
+    return {
+      deferred: new Promise<Reply>((resolve) => {
+        const timer = this.opts.clock.setTimeout(() => {
+          this.#switching.delete(f.ip);
+          resolve(finish());
+        }, ms);
+        this.#switching.set(f.ip, { sw, timer });
+      }),
+    };
+  }
+
+  #nextSwitchMs(): number {
+    const s = this.opts.switchMs ?? ROBOT_SWITCH_MS;
+    if (typeof s === 'number') return s;
+    return Math.round(s.min + (s.max - s.min) * this.#rand());
   }
 
   #lock(ip: string): void {
@@ -187,6 +261,23 @@ export class RobotStandin {
 
 function err(status: number, code: string, message: string): Reply {
   return { status, body: { error: { status, code, message } } };
+}
+
+/** 409 FAILOVER_ALREADY_ROUTED as Robot sends it: the error and the failover object. */
+function alreadyRouted(f: RobotFailoverIp, message: string): Reply {
+  return { status: 409, body: { error: { status: 409, code: 'FAILOVER_ALREADY_ROUTED', message }, ...(failoverBody(f) as object) } };
+}
+
+/** A small seeded generator: the same switch durations on every run. */
+function mulberry32(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
 }
 
 function failoverBody(f: RobotFailoverIp): unknown {

@@ -1,7 +1,10 @@
-// Shared plumbing of the Hetzner stand-ins: a real HTTP server on 127.0.0.1 (port 0), a log of
-// every request with its fake-clock time, scripted faults, and a count of requests held on
-// purpose (hanging, or answered later on the fake clock) for the Driver's notion of "quiet".
+// Shared plumbing of the Hetzner stand-ins: a real HTTP server on 127.0.0.1 (port 0), or an
+// HTTPS one on any address (the daemon refuses http:// API URLs except on loopback), a log of
+// every request with its clock time, scripted faults, and a count of requests held on purpose
+// (hanging, answered later on the clock, or answered when a provider-side job finishes) for the
+// Driver's notion of "quiet".
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { createServer as createTlsServer } from 'node:https';
 import { type AddressInfo } from 'node:net';
 import { type Clock } from '../../src/vip/hetzner-clock.js';
 
@@ -11,6 +14,10 @@ export interface LoggedRequest {
   readonly at: number;
   readonly body: string;
   status?: number;
+  /** The client went away before it was answered (a held request it gave up on). */
+  abandoned?: boolean;
+  /** When (clock time) it went away, if it did. */
+  goneAt?: number;
 }
 
 /** A scripted answer that replaces the normal one. */
@@ -31,20 +38,39 @@ export interface Reply {
   delayMs?: number;
 }
 
-export type Handler = (req: LoggedRequest, headers: IncomingMessage['headers']) => Reply | 'hang';
+/**
+ * The answer once a job the provider runs has finished (a Robot failover switch). The job runs
+ * to its end whether or not the client is still waiting: the request only waits for it.
+ */
+export interface Deferred {
+  readonly deferred: Promise<Reply>;
+}
+
+export type Handler = (req: LoggedRequest, headers: IncomingMessage['headers']) => Reply | 'hang' | Deferred;
+
+/** A server certificate (PEM text) for an HTTPS stand-in, e.g. from test/harness/tls.ts. */
+export interface StandinTls {
+  readonly cert: string;
+  readonly key: string;
+}
 
 export class StandinServer {
   parked = 0;
   readonly log: LoggedRequest[] = [];
   #server: Server;
   #url = '';
+  readonly #tls: boolean;
 
   constructor(
     /** A FakeClock for unit tests, or realClock for end-to-end tests with real daemons. */
     private readonly clock: Clock,
     private readonly handler: Handler,
+    tls?: StandinTls,
   ) {
-    this.#server = createServer((req, res) => this.#onRequest(req, res));
+    this.#tls = tls !== undefined;
+    this.#server = tls
+      ? createTlsServer({ cert: tls.cert, key: tls.key }, (req, res) => this.#onRequest(req, res))
+      : createServer((req, res) => this.#onRequest(req, res));
   }
 
   get url(): string {
@@ -55,7 +81,8 @@ export class StandinServer {
   async listen(host = '127.0.0.1'): Promise<void> {
     await new Promise<void>((resolve) => this.#server.listen(0, host, resolve));
     const addr = this.#server.address() as AddressInfo;
-    this.#url = `http://${host}:${addr.port}`;
+    const h = host.includes(':') ? `[${host}]` : host;
+    this.#url = `${this.#tls ? 'https' : 'http'}://${h}:${addr.port}`;
   }
 
   async close(): Promise<void> {
@@ -91,14 +118,23 @@ export class StandinServer {
         body: Buffer.concat(chunks).toString('utf8'),
       };
       this.log.push(entry);
-      let reply: Reply | 'hang';
+      let reply: Reply | 'hang' | Deferred;
       try {
         reply = this.handler(entry, req.headers);
       } catch (err) {
         reply = { status: 500, text: `stand-in bug: ${(err as Error).message}` };
       }
       if (reply === 'hang') {
-        this.#hold(res, () => undefined);
+        this.#hold(res, () => this.#gone(entry));
+        return;
+      }
+      if ('deferred' in reply) {
+        const release = this.#hold(res, () => this.#gone(entry));
+        void reply.deferred.then((r) => {
+          entry.status = r.status;
+          release();
+          send(res, r);
+        });
         return;
       }
       const r = reply;
@@ -108,11 +144,19 @@ export class StandinServer {
           release();
           send(res, r);
         }, r.delayMs);
-        const release = this.#hold(res, () => this.clock.clearTimeout(handle));
+        const release = this.#hold(res, () => {
+          this.#gone(entry);
+          this.clock.clearTimeout(handle);
+        });
         return;
       }
       send(res, r);
     });
+  }
+
+  #gone(entry: LoggedRequest): void {
+    entry.abandoned = true;
+    entry.goneAt = this.clock.now();
   }
 
   /** Counts `res` as held until it is answered or the client goes away; returns the un-hold. */

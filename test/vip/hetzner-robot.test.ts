@@ -62,6 +62,8 @@ async function rig(opts: {
   start?: boolean;
   primary?: string | null;
   switchLockMs?: number;
+  /** Robot's real 40-60 s unless a test needs otherwise (fake time: no real cost). */
+  switchMs?: number;
 } = {}): Promise<Rig> {
   const clock = new FakeClock();
   const standin = await RobotStandin.start({
@@ -71,6 +73,7 @@ async function rig(opts: {
     failoverIps: [{ ip: VIP, serverIp: OTHER, serverNumber: 321, active: opts.active === undefined ? OTHER : opts.active }],
     servers: [ME, OTHER],
     switchLockMs: opts.switchLockMs,
+    switchMs: opts.switchMs,
   });
   const counting = new CountingFetch();
   const driver = new Driver(clock, counting, [standin]);
@@ -161,6 +164,81 @@ describe('HetznerRobotManager', () => {
     await r.driver.run(r.mgr.acquire());
     assert.equal(r.standin.server.log.at(-1)?.status, 409);
     assert.deepEqual(await r.mgr.observe(), { held: true, ready: true });
+  });
+
+  it("409 FAILOVER_ALREADY_ROUTED's failover object is what the manager believes, not what it asked for", async () => {
+    // The stand-in's own 409 carries the object, as Robot's does.
+    const r = await rig();
+    r.standin.routeTo(VIP, ME);
+    await r.driver.run(r.mgr.acquire());
+    const reply = r.standin.server.log.at(-1);
+    assert.equal(reply?.status, 409);
+    assert.equal((await r.mgr.observe()).held, true);
+
+    // A 409 whose object names another server (its switch ended meanwhile): not taken for ours.
+    const other = await rig({ cfg: { 'retry-num': 1 } });
+    const body = (active: string | null) => ({
+      error: { status: 409, code: 'FAILOVER_ALREADY_ROUTED', message: 'Failover already routed' },
+      failover: { ip: VIP, netmask: '255.255.255.255', server_ip: OTHER, server_number: 321, active_server_ip: active },
+    });
+    other.standin.inject('POST', { kind: 'reply', status: 409, body: body(OTHER) });
+    other.standin.inject('GET', { kind: 'reply', status: 200, body: { failover: body(OTHER).failover } });
+    other.standin.inject('POST', { kind: 'reply', status: 409, body: body(OTHER) });
+    const err = await other.driver.runRejects(other.mgr.acquire());
+    assert.ok(err instanceof HetznerResponseError, String(err));
+    assert.match(err.message, new RegExp(`routed to ${OTHER.replace(/\./g, '\\.')}, not ${ME.replace(/\./g, '\\.')}`));
+    assert.equal((await other.mgr.observe()).held, false);
+    assert.deepEqual(other.standin.server.log.map((q) => `${q.method} ${q.status}`), ['GET 200', 'POST 409', 'GET 200', 'POST 409']);
+
+    // Without the object (the bare error shape), the code alone means "where you asked".
+    const bare = await rig();
+    bare.standin.inject('POST', { kind: 'reply', status: 409, body: { error: body(ME).error } });
+    await bare.driver.run(bare.mgr.acquire());
+    assert.equal((await bare.mgr.observe()).held, true);
+
+    // DELETE of an IP someone else already unrouted: the object says null, nothing is retried.
+    const un = await rig({ cfg: { 'hetzner-unroute-on-release': true } });
+    await un.driver.run(un.mgr.acquire());
+    un.standin.inject('DELETE', { kind: 'reply', status: 409, body: body(null) });
+    await un.driver.run(un.mgr.release());
+    assert.equal(un.standin.count('DELETE'), 1);
+    assert.equal((await un.mgr.observe()).held, false);
+  });
+
+  it('a switch answers only when Robot has finished it (40-60 s): not held before, the old routing meanwhile, listed as in flight', async () => {
+    const r = await rig();
+    const t0 = r.clock.now();
+    const acquiring = r.mgr.acquire();
+    let done = false;
+    void acquiring.then(() => (done = true));
+    await r.driver.advance(39_000);
+    assert.equal(done, false, 'answered before the switch could be over');
+    assert.equal(r.standin.active(VIP), OTHER, 'routing changed before the switch ended');
+    assert.equal(r.standin.switching(VIP), true);
+    assert.deepEqual(r.mgr.inFlight().map((q) => q.what), [`Robot POST /failover/${VIP}`]);
+    assert.equal(r.mgr.inFlight()[0]?.ageMs, 39_000);
+    await r.driver.run(acquiring);
+    const sw = r.standin.switches[0]!;
+    assert.ok(sw.ms >= 40_000 && sw.ms <= 60_000, `switch took ${sw.ms} ms`);
+    assert.equal(sw.doneAt! - sw.startedAt, sw.ms);
+    assert.equal(r.clock.now() - t0, sw.ms, 'acquire returned when the switch ended');
+    assert.equal(r.standin.active(VIP), ME);
+    assert.deepEqual(await r.mgr.observe(), { held: true, ready: true });
+    assert.deepEqual(r.mgr.inFlight(), []);
+    // Another POST while a switch runs: FAILOVER_LOCKED (e.g. the other node during ours).
+    const other = await rig({ active: OTHER });
+    const p = other.mgr.acquire();
+    await other.driver.advance(1_000);
+    other.standin.inject('GET', { kind: 'reply', status: 200, body: { failover: { ip: VIP, active_server_ip: OTHER } } });
+    const res = await fetch(`${other.standin.url}/failover/${VIP}`, {
+      method: 'POST',
+      headers: { Authorization: `Basic ${Buffer.from(`${USER}:${PASS}`).toString('base64')}`, 'Content-Type': 'application/x-www-form-urlencoded' },
+      body: `active_server_ip=${OTHER}`,
+    });
+    assert.equal(res.status, 409);
+    assert.equal(((await res.json()) as { error: { code: string } }).error.code, 'FAILOVER_LOCKED');
+    await other.driver.run(p);
+    assert.equal(other.standin.active(VIP), ME);
   });
 
   it('FAILOVER_LOCKED is retried later, not hammered, and then succeeds', async () => {
@@ -318,7 +396,9 @@ describe('HetznerRobotManager', () => {
   });
 
   it('an hour of leader flapping every 30 s stays inside 100 GET / 50 POST per hour and ends held', async () => {
-    const r = await rig({ start: false });
+    // Switches answer at once here: this hour is about counting requests against the budget,
+    // and 120 leadership phases of 30 s cannot each hold a 40-60 s switch.
+    const r = await rig({ start: false, switchMs: 0 });
     let leader = false;
     const errors: Error[] = [];
     let pending: Promise<void> = Promise.resolve();

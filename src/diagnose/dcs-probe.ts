@@ -1,0 +1,214 @@
+// One attempt per DCS endpoint, each on its own client built exactly as the daemon builds it
+// (etcd: dcs/etcd-client.ts, with the scheme the daemon would dial every endpoint with;
+// Consul and Patroni: dcs/http-client.ts with the daemon's TLS files, token and timeouts), so
+// an endpoint fails here for the reason it fails the daemon, described in the daemon's words
+// (dcs/etcd-errors.ts, dcs/consul-errors.ts, dcs/http-client.ts). Reads the trigger keys and,
+// beside each `…/leader` key, Patroni's member names; writes nothing.
+import type { Config } from '../config/schema.js';
+import type { HttpAnswer } from '../dcs/http-client.js';
+import { membersPrefix } from './checks.js';
+
+// The DCS client code is loaded for the configured dcs-type only, as the daemon does
+// (daemon/factories.ts): etcd3 and gRPC alone take most of a start-up.
+const etcdModules = () => Promise.all([import('../dcs/etcd-client.js'), import('../dcs/etcd-errors.js'), import('../dcs/http-client.js')]);
+const httpModules = () => Promise.all([
+  import('../dcs/http-client.js'), import('../dcs/consul-errors.js'), import('../dcs/consul-kv.js'), import('../dcs/consul-timing.js'),
+  import('../dcs/patroni.js'), import('../log.js'),
+]);
+
+/** Member names listed at most (a members directory holds one key per cluster member). */
+const MAX_MEMBERS = 100;
+
+export interface KeyRead {
+  readonly key: string;
+  /** The value's bytes as stored (Patroni: the HTTP status as text); null: no such key. */
+  readonly bytes: Uint8Array | null;
+  /** Patroni's member names beside the key, or null when not listed (no …/leader key, Patroni REST). */
+  readonly members: string[] | null;
+  readonly membersPrefix: string | null;
+  /** Why the members could not be listed (e.g. the user may read the key only); the key read stands. */
+  readonly membersError?: string;
+}
+
+export interface EndpointProbe {
+  /** As shown: without credentials. */
+  readonly endpoint: string;
+  readonly ok: boolean;
+  /** A short cause for a failure: 'refused', 'tls', 'auth', 'timeout', … */
+  readonly reason: string | null;
+  /** The failure in the daemon's words; empty when ok. */
+  readonly message: string;
+  /** What it answered, per trigger key (empty when it failed). */
+  readonly keys: readonly KeyRead[];
+}
+
+/** A TLS file named in the configuration cannot be read or used: exit 78, as the daemon. */
+export const CONFIG_ERROR_NAMES: ReadonlySet<string> = new Set(['EtcdConfigFileError', 'DcsTlsConfigError']);
+
+/** Names directly under `prefix` (Patroni: one key per member, `<prefix><name>`). */
+function memberNames(keys: Iterable<string>, prefix: string): string[] {
+  const names = new Set<string>();
+  for (const k of keys) {
+    if (!k.startsWith(prefix)) continue;
+    const name = k.slice(prefix.length).split('/')[0]!;
+    if (name !== '') names.add(name);
+  }
+  return [...names].sort();
+}
+
+// ---- etcd ---------------------------------------------------------------------------------
+
+async function prepareEtcd(cfg: Config, keys: readonly string[]): Promise<() => Promise<EndpointProbe[]>> {
+  const [{ buildEtcdClient, effectiveEtcdHosts }, { describeEtcdError }, { displayEndpoint }] = await etcdModules();
+  const { hosts } = effectiveEtcdHosts(cfg['dcs-endpoints']);
+  // Built first, all of them: a TLS file that cannot be used is a configuration error (78),
+  // whichever endpoint would have met it first.
+  const clients = hosts.map((host) => ({
+    host,
+    built: buildEtcdClient({
+      endpoints: [host], user: cfg['etcd-user'], password: cfg['etcd-password'],
+      caFile: cfg['etcd-ca-file'], certFile: cfg['etcd-cert-file'], keyFile: cfg['etcd-key-file'],
+    }),
+  }));
+  return () => Promise.all(clients.map(async ({ host, built }): Promise<EndpointProbe> => {
+    const endpoint = displayEndpoint(host);
+    let current = keys[0] ?? '';
+    try {
+      const reads: KeyRead[] = [];
+      for (const key of keys) {
+        current = key;
+        // The daemon's read: linearizable, require-leader (etcd-client.ts), with its deadline.
+        const res = await built.client.kv.range({ key: Buffer.from(key) });
+        const kv = res.kvs[0];
+        const prefix = membersPrefix(key);
+        let members: string[] | null = null;
+        let membersError: string | undefined;
+        if (prefix !== null) {
+          try {
+            members = memberNames(await built.client.getAll().prefix(prefix).limit(MAX_MEMBERS).keys(), prefix);
+          } catch (e) {
+            membersError = describeEtcdError(e, { endpoints: [host], user: cfg['etcd-user'], key: prefix }).message;
+          }
+        }
+        reads.push({ key, bytes: kv ? kv.value : null, members, membersPrefix: prefix, ...(membersError ? { membersError } : {}) });
+      }
+      return { endpoint, ok: true, reason: null, message: '', keys: reads };
+    } catch (e) {
+      const err = describeEtcdError(e, { endpoints: [host], user: cfg['etcd-user'], key: current });
+      return { endpoint, ok: false, reason: err.reason, message: err.message, keys: [] };
+    } finally {
+      built.liveness.stop();
+      built.client.close();
+    }
+  }));
+}
+
+// ---- Consul and Patroni (HTTP) ----------------------------------------------------------------
+
+type HttpModules = Awaited<ReturnType<typeof httpModules>>;
+
+function httpClient(m: HttpModules, cfg: Config, endpoint: string, connectTimeoutMs: number, consul: boolean) {
+  const [{ FailoverHttpClient }, , , , , { silentLogger }] = m;
+  return new FailoverHttpClient({
+    endpoints: [endpoint],
+    // As the daemon's sources: Consul trusts the system roots beside the CA file (consul.ts).
+    tls: { caFile: cfg['etcd-ca-file'], certFile: cfg['etcd-cert-file'], keyFile: cfg['etcd-key-file'], alsoDefaultRoots: consul },
+    headers: consul && cfg['consul-token'] ? { 'X-Consul-Token': cfg['consul-token'] } : {},
+    connectTimeoutMs,
+    log: silentLogger(),
+  });
+}
+
+/** Consul answers that mean "cannot serve now", as consul.ts rejects them. */
+function consulReject(answer: HttpAnswer): string | null {
+  if (answer.status >= 500 || answer.status === 429) {
+    const text = answer.body.toString('utf8').trim().slice(0, 200);
+    return `HTTP ${answer.status}${text ? `: ${text}` : ''}`;
+  }
+  if (answer.status === 200 && answer.headers['x-consul-knownleader'] === 'false') return 'answered without a known cluster leader';
+  return null;
+}
+
+function httpFailure(m: HttpModules, endpoint: string, e: unknown): EndpointProbe {
+  const [{ AllEndpointsFailedError, EndpointError }, { ConsulAclError, ConsulResponseError }] = m;
+  const first = e instanceof AllEndpointsFailedError ? e.failures[0] : e;
+  const reason = first instanceof EndpointError ? first.kind
+    : first instanceof ConsulAclError ? 'acl'
+      : first instanceof ConsulResponseError ? 'answer' : 'error';
+  return { endpoint, ok: false, reason, message: (first as Error).message, keys: [] };
+}
+
+async function prepareConsul(cfg: Config, keys: readonly string[]): Promise<() => Promise<EndpointProbe[]>> {
+  const m = await httpModules();
+  const [{ displayEndpoint }, , { interpretKvAnswer, kvLocation }, { CONNECT_TIMEOUT_MS, MAX_BODY_BYTES, leaderCheckTimeoutMs }] = m;
+  const timeoutMs = leaderCheckTimeoutMs(cfg.interval);
+  const clients = cfg['dcs-endpoints'].map((ep) => ({ ep, client: httpClient(m, cfg, ep, CONNECT_TIMEOUT_MS, true) }));
+  return () => Promise.all(clients.map(async ({ ep, client }): Promise<EndpointProbe> => {
+    const endpoint = displayEndpoint(ep);
+    try {
+      const reads: KeyRead[] = [];
+      for (const key of keys) {
+        const loc = kvLocation(key);
+        const answer = await client.request({ path: loc.path, query: [['consistent', null]], timeoutMs, maxBodyBytes: MAX_BODY_BYTES, rejectAnswer: consulReject });
+        const read = interpretKvAnswer(answer, loc.key, Boolean(cfg['consul-token']));
+        const prefix = membersPrefix(loc.key);
+        let members: string[] | null = null;
+        let membersError: string | undefined;
+        if (prefix !== null) try {
+          const list = await client.request({
+            path: `v1/kv/${prefix.split('/').map(encodeURIComponent).join('/')}`, query: [['keys', null], ['separator', '/']],
+            timeoutMs, maxBodyBytes: MAX_BODY_BYTES, rejectAnswer: consulReject,
+          });
+          // 404: nothing under the prefix. Keys come back in full, a directory with a trailing '/'.
+          const parsed: unknown = list.status === 200 ? JSON.parse(list.body.toString('utf8')) : [];
+          members = memberNames(Array.isArray(parsed) ? parsed.filter((k): k is string => typeof k === 'string').map((k) => k.replace(/\/$/, '')) : [], prefix)
+            .slice(0, MAX_MEMBERS);
+        } catch (e) {
+          membersError = httpFailure(m, endpoint, e).message;
+        }
+        reads.push({ key, bytes: read.kind === 'found' ? read.value : null, members, membersPrefix: prefix, ...(membersError ? { membersError } : {}) });
+      }
+      return { endpoint, ok: true, reason: null, message: '', keys: reads };
+    } catch (e) {
+      return httpFailure(m, endpoint, e);
+    } finally {
+      client.close();
+    }
+  }));
+}
+
+async function preparePatroni(cfg: Config, keys: readonly string[]): Promise<() => Promise<EndpointProbe[]>> {
+  const m = await httpModules();
+  const [{ displayEndpoint }, , , , { patroniTimeoutMs }] = m;
+  const timeoutMs = patroniTimeoutMs(cfg.interval);
+  const clients = cfg['dcs-endpoints'].map((ep) => ({ ep, client: httpClient(m, cfg, ep, timeoutMs, false) }));
+  return () => Promise.all(clients.map(async ({ ep, client }): Promise<EndpointProbe> => {
+    const endpoint = displayEndpoint(ep);
+    try {
+      const reads: KeyRead[] = [];
+      for (const key of keys) {
+        // The daemon's poll: any HTTP answer is a value, its status code as text.
+        const answer = await client.request({ path: key, timeoutMs, maxBodyBytes: 0 });
+        reads.push({ key, bytes: Buffer.from(String(answer.status)), members: null, membersPrefix: null });
+      }
+      return { endpoint, ok: true, reason: null, message: '', keys: reads };
+    } catch (e) {
+      return httpFailure(m, endpoint, e);
+    } finally {
+      client.close();
+    }
+  }));
+}
+
+/**
+ * Loads the client code and builds one client per endpoint; the returned function asks every
+ * endpoint once, concurrently, with results in the configured order. Rejects (see
+ * CONFIG_ERROR_NAMES) when a TLS file cannot be read or used, before anything is sent.
+ */
+export async function prepareDcsProbe(cfg: Config, keys: readonly string[]): Promise<() => Promise<EndpointProbe[]>> {
+  switch (cfg['dcs-type']) {
+    case 'etcd': return prepareEtcd(cfg, keys);
+    case 'consul': return prepareConsul(cfg, keys);
+    case 'patroni': return preparePatroni(cfg, keys);
+  }
+}
