@@ -1,22 +1,26 @@
-// Runs every compiled test file (dist/test/**/*.test.js) with Node's test runner.
+// Runs every compiled test file (dist/test/**/*.test.js) with Node's test runner: the
+// packaging, Patroni and end-to-end fault suites included, as CI does.
 // Arguments filter by path substring: `npm test -- net/ config/`.
-// The e2e suite (dist/test/e2e) runs only when asked for: `npm run test:e2e`.
+// `--quick` (npm run test:quick) leaves out the slow suites (packaging, Patroni, test/e2e) for
+// the edit loop; neither the README's test command nor CI uses it.
 //
 // Two phases. First the packaging files (dist/test/packaging, ops/packages): they build the
 // packages (xz on both cores) and install hundreds of Debian packages into stock roots, load
-// that would otherwise sit beside tests that bound how fast a daemon reacts. Then the rest.
-// Each phase runs two files at a time; the closing line adds both phases up.
+// that would otherwise sit beside tests that bound how fast a daemon reacts. Then the rest,
+// longest first. Each phase runs two files at a time; the closing line adds both phases up.
 import { spawn } from 'node:child_process';
 import { readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 
-const filters = process.argv.slice(2);
-const e2e = process.env.VIP_TEST_E2E === '1';
+const quick = process.argv.includes('--quick');
+const filters = process.argv.slice(2).filter((a) => a !== '--quick');
+/** What --quick leaves out: minutes each, and nothing an edit to one module usually needs. */
+const SLOW = ['/packaging/', '/ops/packages.test.js', '/e2e/', '/patroni/'];
 
 const HEAVY = ['/packaging/', '/ops/packages.test.js'];
 /** Within a phase the longest files start first, so that none runs alone at the end. */
-const SLOW_FIRST = ['packaging/fresh-setup', 'packaging/upgrade', 'packaging/stock-install', 'ops/packages', 'patroni/'];
+const SLOW_FIRST = ['packaging/fresh-setup', 'packaging/upgrade', 'packaging/stock-install', 'ops/packages', 'e2e/soak', 'e2e/patroni-faults', 'e2e/', 'patroni/'];
 const slowRank = (f) => {
   const i = SLOW_FIRST.findIndex((s) => f.includes(`/${s}`));
   return i < 0 ? SLOW_FIRST.length : i;
@@ -31,7 +35,7 @@ function walk(dir) {
 
 const files = walk('dist/test')
   .filter((f) => f.endsWith('.test.js'))
-  .filter((f) => e2e === f.includes(`${join('dist', 'test', 'e2e')}/`))
+  .filter((f) => !quick || !SLOW.some((x) => f.includes(x)))
   .filter((f) => filters.length === 0 || filters.some((x) => f.includes(x)))
   .sort()
   .sort((a, b) => slowRank(a) - slowRank(b));

@@ -12,8 +12,10 @@ cd "$(dirname "$0")/.."
 # binutils' readelf), the arm64 package's runtime under qemu-user with the arm64 C++ runtime,
 # stock Debian roots for the install tests (debootstrap), the Patroni bed, promtool for the
 # alert rules (prometheus), man for the man page, ping for the LAN tests, git (the set-up test
-# copies the checkout's files into a stock root).
-packages=(etcd-server etcd-client iproute2 iputils-ping openssl tcpdump systemd rpm binutils git
+# copies the checkout's files into a stock root), GNU time (the start-up bench's peak RSS).
+# test/ops/setup-commands.test.ts fails when a test, the demo or a bench runs a command that
+# none of these (nor a stock minbase Debian) provides.
+packages=(etcd-server etcd-client iproute2 iputils-ping openssl tcpdump systemd rpm binutils git time
   debootstrap qemu-user-static libc6-arm64-cross libstdc++6-arm64-cross
   patroni python3-etcd prometheus man-db groff-base)
 # PostgreSQL for the Patroni bed: 15 on Debian 12 (what it was measured with), the

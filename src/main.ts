@@ -1,16 +1,23 @@
 // The executable's entry: command line → configuration → (check-config | daemon).
 // Returns the process exit code; nothing here calls process.exit, so output is always flushed.
+// The configuration layer (commander, yaml, zod and the schema) and the daemon are imported
+// only when needed: a plain `--version` loads neither.
 import { hostname } from 'node:os';
-import { ConfigError, EXIT_CONFIG } from './config/errors.js';
-import { helpText, parseCommandLine } from './config/flags.js';
-import { loadFromCommandLine } from './config/load.js';
-import { renderEffectiveConfig } from './config/render.js';
 import { versionText } from './version.js';
 
 export async function main(argv: readonly string[]): Promise<number> {
   // Until the daemon's own handlers are in (daemon/signals.ts), Node would open its inspector on
   // SIGUSR1: any listener replaces that handler.
   process.on('SIGUSR1', () => {});
+  // Exactly `--version`: what the full parser would answer too. With anything else beside it
+  // the parser decides (a value named --version, an unknown flag, --help first).
+  if (argv.length === 1 && argv[0] === '--version') {
+    process.stdout.write(versionText());
+    return 0;
+  }
+  const [{ ConfigError, EXIT_CONFIG }, { helpText, parseCommandLine }, { loadFromCommandLine }] = await Promise.all([
+    import('./config/errors.js'), import('./config/flags.js'), import('./config/load.js'),
+  ]);
   const cli = parseCommandLine(argv);
   if (cli.help) {
     process.stdout.write(helpText());
@@ -30,9 +37,23 @@ export async function main(argv: readonly string[]): Promise<number> {
   }
   for (const w of loaded.warnings) process.stderr.write(`vip-manager: config warning: ${w}\n`);
   if (cli.checkConfig) {
+    const { renderEffectiveConfig } = await import('./config/render.js');
     process.stdout.write(renderEffectiveConfig(loaded));
     return 0;
   }
+  if (cli.diagnose) return (await import('./diagnose/run.js')).runDiagnose(loaded);
   const { runDaemon } = await import('./daemon/run.js');
+  await flushCompileCache();
   return runDaemon(loaded);
+}
+
+/**
+ * With a compile cache (the package's launcher enables one in the service's CacheDirectory=),
+ * Node writes a new entry only at exit; a daemon stopped by SIGKILL or a crash would never leave
+ * one. Written once the daemon's code is compiled, so the next start finds it whatever happens.
+ * Node < 22.10 has no such call (the checkout's Node 20): then nothing happens.
+ */
+async function flushCompileCache(): Promise<void> {
+  const mod = (await import('node:module')) as { getCompileCacheDir?: () => string | undefined; flushCompileCache?: () => void };
+  if (mod.getCompileCacheDir?.() !== undefined) mod.flushCompileCache?.();
 }

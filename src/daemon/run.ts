@@ -7,7 +7,7 @@ import { performance } from 'node:perf_hooks';
 import { EXIT_CONFIG } from '../config/errors.js';
 import type { LoadedConfig } from '../config/load.js';
 import { maskedConfig } from '../config/render.js';
-import { createLogger } from '../log.js';
+import { createLogger, type Logger } from '../log.js';
 import { createOpsHttp } from '../ops/http.js';
 import { Metrics } from '../ops/metrics.js';
 import { registerConfigSecrets } from '../ops/redact.js';
@@ -16,6 +16,8 @@ import { assertCapabilities, MissingCapabilityError } from '../net/capabilities.
 import { sendDatagram } from '../net/unix-datagram.js';
 import { Reconciler, type Transition } from '../reconcile/loop.js';
 import { buildInfo, runtimeInfo } from '../version.js';
+import type { HookQueue } from '../hooks/runner.js';
+import type { VipManager } from '../vip/manager.js';
 import { createLeaderSource, createVipManager } from './factories.js';
 import { installSignalHandlers } from './signals.js';
 import { StatusBoard } from './status.js';
@@ -37,8 +39,23 @@ const SHUTDOWN_DEADLINE_MS = 900;
 /**
  * With a provider's API the release may be a request (unroute/unassign) that takes seconds;
  * still inside the unit's TimeoutStopSec=30s, so systemd never has to kill us mid-request.
+ *
+ * A Robot switch (POST or DELETE) answers only when Hetzner has finished it, 40-60 s later:
+ * longer than this deadline and than TimeoutStopSec. At the deadline the daemon exits without
+ * that answer, names the request in one warning, and exits with the signal's usual code. It
+ * does not cancel the request first: errors (lock, rate limit, credentials, 5xx) come back in
+ * well under a second, so a request still open after 20 s is a switch Robot has accepted and
+ * is carrying out; the answer would only confirm it. Waiting for it would take the stop past
+ * TimeoutStopSec (SIGKILL) and delay every reboot by a minute, for no change in outcome: the
+ * IP ends unrouted (or routed here, for a route in flight) and the next leader routes it to
+ * itself either way. A non-zero exit would mark every such stop as a failed unit.
  */
 const API_SHUTDOWN_DEADLINE_MS = 20_000;
+/**
+ * On a stop, hooks still running or waiting (the shutdown release's on-release among them) get
+ * this long before they are killed: with the API deadline above, inside TimeoutStopSec=30s.
+ */
+const HOOKS_SHUTDOWN_WAIT_MS = 5000;
 
 /** How the daemon stops: the exit code, and why a held VIP stays (null: release it). */
 interface Stop {
@@ -81,10 +98,27 @@ export async function runDaemon(loaded: LoadedConfig): Promise<number> {
   }
 
   const metrics = new Metrics({ version: info.version, dcsType: cfg['dcs-type'], managerType: cfg['manager-type'] });
+  // Hooks run beside the reconciler, never in its way; one queue per VIP entry (today one).
+  // Loaded only when configured, like the sources and managers (factories.ts).
+  let hooks: HookQueue | null = null;
+  if (cfg['on-acquire'] !== undefined || cfg['on-release'] !== undefined) {
+    const { HookQueue } = await import('../hooks/runner.js');
+    try {
+      hooks = new HookQueue({
+        commands: { acquire: cfg['on-acquire'], release: cfg['on-release'] }, timeoutMs: cfg['hook-timeout'],
+        log: log.child({ component: 'hooks' }), onResult: (hook, result, seconds) => metrics.hookRun(hook, result, seconds),
+      });
+    } catch (e) {
+      if ((e as Error).name !== 'HookCapabilityError') throw e;
+      log.error(`cannot start: ${(e as Error).message}`);
+      return EXIT_CONFIG;
+    }
+    metrics.enableHooks([...(cfg['on-acquire'] ? ['on-acquire' as const] : []), ...(cfg['on-release'] ? ['on-release' as const] : [])]);
+  }
   let source;
   let manager;
   try {
-    source = createLeaderSource(cfg, log.child({ component: 'dcs' }));
+    source = await createLeaderSource(cfg, log.child({ component: 'dcs' }));
     manager = await createVipManager(cfg, log.child({ component: 'vip' }), metrics);
   } catch (e) {
     log.error({ err: e }, `cannot start: ${(e as Error).message}`);
@@ -131,6 +165,7 @@ export async function runDaemon(loaded: LoadedConfig): Promise<number> {
         metrics.transition(t.direction, t.cause);
         metrics.setHeld(t.direction === 'acquire');
         if (t.reactionMs !== null) metrics.observeReaction(t.reactionMs);
+        hooks?.push({ event: t.direction, name: cfg.ip, ip: cfg.ip, cause: t.cause, value: t.value });
       }
       void notifier.status(status.line());
     },
@@ -179,7 +214,22 @@ export async function runDaemon(loaded: LoadedConfig): Promise<number> {
   const limit = cfg['manager-type'] === 'basic' ? SHUTDOWN_DEADLINE_MS : API_SHUTDOWN_DEADLINE_MS;
   const deadline = new Promise<'late'>((r) => setTimeout(() => r('late'), limit).unref());
   const stopped = await Promise.race([reconciler.stop(keep === null, keep ?? undefined).then(() => 'done' as const), deadline]);
-  if (stopped === 'late') log.warn(`shutdown took longer than ${limit} ms; exiting anyway`);
+  if (stopped === 'late') {
+    const pending = manager.inFlight?.() ?? [];
+    if (pending.length === 0) {
+      log.warn(`shutdown took longer than ${limit} ms; exiting anyway`);
+      // The stuck pass keeps the loop from releasing, but a VIP left on a node whose daemon is
+      // gone stays there while the next leader adds it too. Nothing is waiting on the manager
+      // (no request in flight), so release directly, bounded: a netlink delete takes
+      // microseconds, and whatever the pass was retrying ends with the process.
+      if (keep === null) await releaseDirectly(manager, log, RELEASE_AT_DEADLINE_MS);
+    } else {
+      const what = pending.map((p) => `${p.what} (sent ${p.ageMs} ms ago)`).join(', ');
+      log.warn({ deadlineMs: limit, inFlight: pending },
+        `shutdown deadline of ${limit} ms reached with ${what} unanswered; exiting without the answer: the provider carries out the change it accepted (a Robot switch takes 40-60 s), and the next leader takes the IP over either way`);
+    }
+  }
+  await hooks?.close(HOOKS_SHUTDOWN_WAIT_MS);
   clearInterval(beat);
   await Promise.race([http.close(), deadline]);
   log.info({ code }, 'vip-manager stopped');
@@ -187,4 +237,21 @@ export async function runDaemon(loaded: LoadedConfig): Promise<number> {
   // A DCS client that did not close in time must not keep the process alive.
   setTimeout(() => process.exit(code), 100).unref();
   return code;
+}
+
+/** How long the late-shutdown release may take before the process exits anyway. */
+const RELEASE_AT_DEADLINE_MS = 1000;
+
+async function releaseDirectly(manager: VipManager, log: Logger, ms: number): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<'timeout'>((r) => { timer = setTimeout(() => r('timeout'), ms).unref(); });
+  try {
+    const r = await Promise.race([manager.release().then(() => 'released' as const), timeout]);
+    if (r === 'released') log.warn('released the VIP directly: the stuck pass never finished');
+    else log.error(`could not release the VIP within ${ms} ms at the shutdown deadline; it is left on this node`);
+  } catch (e) {
+    log.error({ err: e }, `could not release the VIP at the shutdown deadline: ${(e as Error).message}; it is left on this node`);
+  } finally {
+    clearTimeout(timer);
+  }
 }

@@ -2,6 +2,7 @@
 // test or a second instance in the same process cannot collide) holding the runtime's default
 // metrics plus vip-manager's own. The daemon calls the small typed API below; it never touches
 // prom-client objects directly, so label names and value sets stay fixed in this one file.
+import { monitorEventLoopDelay, type IntervalHistogram } from 'node:perf_hooks';
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 
 export type TransitionDirection = 'acquire' | 'release';
@@ -35,13 +36,96 @@ export interface MetricsOptions {
   defaultMetrics?: boolean;
 }
 
+export type HookLabel = 'on-acquire' | 'on-release';
+export type HookResultLabel = 'ok' | 'failed' | 'timeout' | 'error' | 'dropped';
+const HOOK_RESULT_LABELS: readonly HookResultLabel[] = ['ok', 'failed', 'timeout', 'error', 'dropped'];
+/** Hook durations: a notification takes milliseconds, a script calling an API seconds. */
+export const HOOK_BUCKETS_SECONDS: readonly number[] = [0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60];
+
 const MS_PER_SECOND = 1000;
 /**
  * Sampling period of the event-loop delay monitor behind the nodejs_eventloop_lag_* metrics.
  * prom-client's default (10 ms) wakes an otherwise idle daemon 100 times a second (about 1 % of
- * a core, measured); at 250 ms it costs nothing visible and still catches a stalled loop.
+ * a core, measured); at 250 ms it costs little and still catches a stalled loop.
  */
 const EVENT_LOOP_SAMPLE_MS = 250;
+/**
+ * Even at 250 ms the monitor is 4 of an idle daemon's 5-6 wake-ups a second, for numbers only
+ * a scrape reads. So it samples only while someone scrapes: the first scrape starts it, and it
+ * stops after this long without one (far above any scrape interval, so a scraped daemon's
+ * series never has holes).
+ */
+const EVENT_LOOP_MONITOR_KEEP_MS = 10 * 60_000;
+/**
+ * prom-client's own monitor cannot be left out of its default metrics nor stopped: given this
+ * resolution (the largest Node accepts, about 24.8 days) its timer never fires, and its gauges
+ * are replaced by the on-demand ones below, under the same names and help texts.
+ */
+const NEVER_MS = 2 ** 31 - 1;
+const EVENT_LOOP_GAUGES = [
+  ['nodejs_eventloop_lag_seconds', 'Lag of event loop in seconds.', 'lag'],
+  ['nodejs_eventloop_lag_min_seconds', 'The minimum recorded event loop delay.', 'min'],
+  ['nodejs_eventloop_lag_max_seconds', 'The maximum recorded event loop delay.', 'max'],
+  ['nodejs_eventloop_lag_mean_seconds', 'The mean of the recorded event loop delays.', 'mean'],
+  ['nodejs_eventloop_lag_stddev_seconds', 'The standard deviation of the recorded event loop delays.', 'stddev'],
+  ['nodejs_eventloop_lag_p50_seconds', 'The 50th percentile of the recorded event loop delays.', 'p50'],
+  ['nodejs_eventloop_lag_p90_seconds', 'The 90th percentile of the recorded event loop delays.', 'p90'],
+  ['nodejs_eventloop_lag_p99_seconds', 'The 99th percentile of the recorded event loop delays.', 'p99'],
+] as const;
+type LoopDelayStat = typeof EVENT_LOOP_GAUGES[number][2];
+const NS_PER_SECOND = 1e9;
+
+/**
+ * The event-loop delay seen by scrapes: `lag` is how long a setImmediate queued now takes to
+ * run (as prom-client measures it), the rest summarise the monitor's samples since the last
+ * scrape. Right after the monitor (re)started it has no samples yet: that scrape reports its
+ * one `lag` sample for them all rather than a histogram's empty-state values.
+ */
+export class OnDemandLoopDelay {
+  private histogram: IntervalHistogram | null = null;
+  private stopTimer: NodeJS.Timeout | null = null;
+  private pending: Promise<Record<LoopDelayStat, number>> | null = null;
+
+  constructor(private readonly resolutionMs = EVENT_LOOP_SAMPLE_MS, private readonly keepMs = EVENT_LOOP_MONITOR_KEEP_MS) {}
+
+  /** Whether the monitor is sampling now (it starts with the first scrape). */
+  get sampling(): boolean {
+    return this.histogram !== null;
+  }
+
+  /** One scrape's figures; the gauges of one scrape share them. */
+  sample(): Promise<Record<LoopDelayStat, number>> {
+    this.pending ??= this.take().finally(() => { this.pending = null; });
+    return this.pending;
+  }
+
+  stop(): void {
+    this.histogram?.disable();
+    this.histogram = null;
+    if (this.stopTimer) clearTimeout(this.stopTimer);
+    this.stopTimer = null;
+  }
+
+  private async take(): Promise<Record<LoopDelayStat, number>> {
+    let h = this.histogram;
+    if (h === null) {
+      h = this.histogram = monitorEventLoopDelay({ resolution: this.resolutionMs });
+      h.enable();
+    }
+    if (this.stopTimer) clearTimeout(this.stopTimer);
+    this.stopTimer = setTimeout(() => this.stop(), this.keepMs).unref();
+    const start = process.hrtime.bigint();
+    await new Promise<void>((resolve) => setImmediate(resolve));
+    const lag = Number(process.hrtime.bigint() - start) / NS_PER_SECOND;
+    if (h.count === 0) return { lag, min: lag, max: lag, mean: lag, stddev: 0, p50: lag, p90: lag, p99: lag };
+    const out = {
+      lag, min: h.min / NS_PER_SECOND, max: h.max / NS_PER_SECOND, mean: h.mean / NS_PER_SECOND, stddev: h.stddev / NS_PER_SECOND,
+      p50: h.percentile(50) / NS_PER_SECOND, p90: h.percentile(90) / NS_PER_SECOND, p99: h.percentile(99) / NS_PER_SECOND,
+    };
+    h.reset();
+    return out;
+  }
+}
 
 export class Metrics {
   readonly registry: Registry;
@@ -56,13 +140,22 @@ export class Metrics {
   private readonly reaction: Histogram;
   private readonly announcements: Counter;
   private readonly errors: Counter<'component'>;
+  private hookRuns: Counter<'hook' | 'result'> | null = null;
+  private hookDuration: Histogram<'hook'> | null = null;
+  /** The monitor behind nodejs_eventloop_lag_*; null without default metrics. */
+  readonly loopDelay: OnDemandLoopDelay | null = null;
 
   constructor(opts: MetricsOptions) {
     this.now = opts.now ?? (() => performance.now());
     this.registry = new Registry();
     const registers = [this.registry];
     if (opts.defaultMetrics !== false) {
-      collectDefaultMetrics({ register: this.registry, eventLoopMonitoringPrecision: EVENT_LOOP_SAMPLE_MS });
+      collectDefaultMetrics({ register: this.registry, eventLoopMonitoringPrecision: NEVER_MS });
+      const loopDelay = this.loopDelay = new OnDemandLoopDelay();
+      for (const [name, help, stat] of EVENT_LOOP_GAUGES) {
+        this.registry.removeSingleMetric(name);
+        new Gauge({ name, help, registers, async collect() { this.set((await loopDelay.sample())[stat]); } });
+      }
     }
 
     this.held = new Gauge({ name: 'vip_manager_vip_held', help: '1 while this node holds the VIP, else 0.', registers });
@@ -168,6 +261,38 @@ export class Metrics {
 
   error(component: ErrorComponent): void {
     this.errors.inc({ component });
+  }
+
+  /**
+   * The hooks configured (hooks/runner.ts): their series exist from then on, at 0 for every
+   * result, so rate() and alerts work before the first run. A daemon without hooks has none.
+   */
+  enableHooks(hooks: readonly HookLabel[]): void {
+    if (this.hookRuns === null) {
+      this.hookRuns = new Counter({
+        name: 'vip_manager_hook_runs_total',
+        help: 'Hook runs by hook (on-acquire, on-release) and result: ok (exit 0), failed (other exit or a signal), timeout (killed after hook-timeout), error (could not be started), dropped (never run: queue full or stopping).',
+        labelNames: ['hook', 'result'] as const,
+        registers: [this.registry],
+      });
+      this.hookDuration = new Histogram({
+        name: 'vip_manager_hook_duration_seconds',
+        help: 'How long hooks ran, from start to exit, by hook.',
+        labelNames: ['hook'] as const,
+        buckets: [...HOOK_BUCKETS_SECONDS],
+        registers: [this.registry],
+      });
+    }
+    for (const hook of hooks) {
+      for (const result of HOOK_RESULT_LABELS) this.hookRuns.inc({ hook, result }, 0);
+      this.hookDuration!.zero({ hook });
+    }
+  }
+
+  /** One hook run ended; `seconds` is null for one that never ran. */
+  hookRun(hook: HookLabel, result: HookResultLabel, seconds: number | null): void {
+    this.hookRuns?.inc({ hook, result });
+    if (seconds !== null && Number.isFinite(seconds) && seconds >= 0) this.hookDuration?.observe({ hook }, seconds);
   }
 
   /** The text exposition of every metric. */

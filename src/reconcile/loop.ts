@@ -8,6 +8,9 @@ import type { Logger } from '../log.js';
 import type { HolderState, VipManager } from '../vip/manager.js';
 import { decide, type Action, type Cause, type Decision, type DcsLossPolicy } from './decide.js';
 
+/** The longest delay setTimeout honours (a signed 32-bit ms count, about 24.8 days). */
+const MAX_TIMER_MS = 2 ** 31 - 1;
+
 export interface Transition {
   readonly direction: 'acquire' | 'release' | 'announce';
   readonly cause: Cause | 'shutdown';
@@ -50,7 +53,8 @@ function isFatal(err: Error): boolean {
 
 export class Reconciler {
   private readonly now: () => number;
-  private readonly startedAt: number;
+  /** When the DCS was first asked: the DCS-loss clock before any answer starts here. */
+  private startedAt: number;
   private view: LeaderView | null = null;
   private wasReady = true;
   private lastObserved: HolderState | null = null;
@@ -79,6 +83,10 @@ export class Reconciler {
 
   async start(): Promise<void> {
     await this.o.manager.start(() => this.schedule());
+    // The manager's start (a provider API read, up to seconds) is not DCS silence: count the
+    // startup window from the moment the source is asked, or a slow API read alone would make
+    // a restarted holder release the VIP before the DCS was even queried.
+    this.startedAt = this.now();
     this.schedule();
     this.o.source.start((v) => {
       this.view = v;
@@ -203,11 +211,13 @@ export class Reconciler {
   private armAt(at: number): void {
     if (this.stopped) return;
     if (this.timer) clearTimeout(this.timer);
-    // +1 ms so the pass runs at or after the deadline, never a hair before it.
+    // +1 ms so the pass runs at or after the deadline, never a hair before it. Node fires a
+    // timer beyond 2^31-1 ms after 1 ms (with a warning): a deadline that far away is re-armed
+    // from an early pass instead, which decides nothing new.
     this.timer = setTimeout(() => {
       this.timer = null;
       this.schedule();
-    }, Math.max(0, at - this.now()) + 1);
+    }, Math.min(MAX_TIMER_MS, Math.max(0, at - this.now()) + 1));
   }
 
   /**

@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { Reconciler, type Transition } from '../../src/reconcile/loop.js';
 import { silentLogger } from '../../src/log.js';
-import { FakeManager, FakeSource, settle } from './fakes.js';
+import { FakeManager, FakeSource, idle, settle, until } from './fakes.js';
 
 function setup(over: Partial<ConstructorParameters<typeof Reconciler>[0]> = {}) {
   const source = new FakeSource();
@@ -22,13 +22,13 @@ describe('reconcile loop', () => {
     const { source, manager, r, transitions } = setup();
     await r.start();
     source.value('me');
-    await settle();
+    await idle(r);
     assert.equal(manager.held, true);
     source.value('other');
-    await settle();
+    await idle(r);
     assert.equal(manager.held, false);
     source.value(null);
-    await settle();
+    await idle(r);
     assert.deepEqual(manager.calls, ['acquire', 'release']);
     assert.deepEqual(transitions.map((t) => t.direction), ['acquire', 'release']);
     assert.equal(transitions[0]!.value, 'me');
@@ -42,7 +42,7 @@ describe('reconcile loop', () => {
     await r.start();
     for (let i = 0; i < 1000; i++) source.value(i % 2 === 0 ? 'me' : 'other');
     source.value('other');
-    await settle(100);
+    await idle(r);
     assert.equal(manager.held, false);
     // At most the first pass acted on an intermediate state; everything else collapsed.
     assert.ok(manager.calls.length <= 2, `calls: ${manager.calls.join(',')}`);
@@ -54,9 +54,9 @@ describe('reconcile loop', () => {
     manager.delayMs = 30;
     await r.start();
     source.value('me');
-    await settle(5);
+    await until('the acquire in flight', () => manager.calls.length === 1);
     source.value('other');
-    await settle(100);
+    await idle(r);
     assert.deepEqual(manager.calls, ['acquire', 'release']);
     assert.equal(manager.held, false);
     await r.stop(true);
@@ -66,14 +66,14 @@ describe('reconcile loop', () => {
     const { source, manager, r } = setup();
     await r.start();
     source.value('me');
-    await settle();
+    await idle(r);
     manager.external(false);
-    await settle();
+    await idle(r);
     assert.equal(manager.held, true);
     source.value('other');
-    await settle();
+    await idle(r);
     manager.external(true);
-    await settle();
+    await idle(r);
     assert.equal(manager.held, false);
     assert.deepEqual(manager.calls, ['acquire', 'acquire', 'release', 'release']);
     await r.stop(true);
@@ -84,32 +84,58 @@ describe('reconcile loop', () => {
     manager.ready = false;
     await r.start();
     source.value('me');
-    await settle();
+    await idle(r);
     assert.deepEqual(manager.calls, []);
     manager.external(false, true);
-    await settle();
+    await idle(r);
     assert.deepEqual(manager.calls, ['acquire']);
     manager.external(true, false);
-    await settle();
+    await idle(r);
     manager.external(true, true);
-    await settle();
+    await idle(r);
     assert.deepEqual(manager.calls, ['acquire', 'announce']);
     await r.stop(true);
   });
 
   test('hold-lease: DCS lost → held until the lease deadline, released at it (timer, no event)', async () => {
     const { source, manager, r } = setup();
+    let releasedAt: number | null = null;
+    const release = manager.release.bind(manager);
+    manager.release = async () => { releasedAt = performance.now(); await release(); };
     await r.start();
     const now = performance.now();
-    source.value('me', now, now + 150);
-    await settle();
+    // 1 s ahead: the checks before it take about a millisecond (over 100x margin under load).
+    const deadline = now + 1000;
+    source.value('me', now, deadline);
+    await idle(r);
     assert.equal(manager.held, true);
-    source.emit({ kind: 'unreachable', since: performance.now(), error: new Error('down'), failures: 1, last: { kind: 'value', value: 'me', revision: '1', at: now, leaseDeadline: now + 150 } });
-    await settle(60);
+    source.emit({ kind: 'unreachable', since: performance.now(), error: new Error('down'), failures: 1, last: { kind: 'value', value: 'me', revision: '1', at: now, leaseDeadline: deadline } });
+    await idle(r);
+    assert.ok(performance.now() < deadline, 'checked before the deadline');
     assert.equal(manager.held, true, 'still held before the deadline');
-    await settle(150);
-    assert.equal(manager.held, false, 'released at the deadline');
+    // No further event: only the loop's own timer can release it.
+    await until('the release at the deadline', () => !manager.held, 10_000);
+    assert.ok(releasedAt! >= deadline, `released ${(releasedAt! - deadline).toFixed(1)} ms after the deadline, never before`);
     await r.stop(true);
+  });
+
+  test('a lease deadline beyond what a timer can hold arms no timer Node would fire early, nor warn about', async () => {
+    const { source, manager, r } = setup();
+    const warnings: Error[] = [];
+    const onWarning = (w: Error) => warnings.push(w);
+    process.on('warning', onWarning);
+    try {
+      await r.start();
+      const now = performance.now();
+      source.value('me', now, now + 9_223_372_036_000);
+      await idle(r);
+      assert.equal(manager.held, true);
+      assert.deepEqual(manager.calls, ['acquire'], 'no early re-check acted');
+      assert.deepEqual(warnings.map((w) => w.name), [], 'no TimeoutOverflowWarning');
+      await r.stop(true);
+    } finally {
+      process.off('warning', onWarning);
+    }
   });
 
   test('a failed acquire is retried after retry-after', async () => {
@@ -117,25 +143,35 @@ describe('reconcile loop', () => {
     manager.failNext = new Error('EBUSY');
     await r.start();
     source.value('me');
-    await settle(150);
+    await until('the retried acquire', () => manager.calls.length === 2);
+    await idle(r);
     assert.deepEqual(manager.calls, ['acquire', 'acquire']);
     assert.equal(manager.held, true);
     await r.stop(true);
   });
 
   test('a failure naming retryAt is not retried before it, whatever else wakes the loop', async () => {
-    const { source, manager, r } = setup();
-    manager.failNext = Object.assign(new Error('FAILOVER_LOCKED'), { retryAt: performance.now() + 250 });
+    // The loop's clock is real time plus an offset the test moves: the window the error names is
+    // a minute long, so no amount of scheduling delay can reach its end before the test says so.
+    let offset = 0;
+    const { source, manager, r } = setup({ now: () => performance.now() + offset });
+    const WINDOW_MS = 60_000;
+    manager.failNext = Object.assign(new Error('FAILOVER_LOCKED'), { retryAt: performance.now() + WINDOW_MS });
     await r.start();
     source.value('me');
+    await idle(r);
+    assert.deepEqual(manager.calls, ['acquire']);
     for (let i = 0; i < 10; i++) {
-      await settle(15);
       source.value('me'); // e.g. lease-deadline refreshes: each wakes the loop
+      await idle(r);
       manager.external(false);
+      await idle(r);
     }
     assert.deepEqual(manager.calls, ['acquire'], 'no second attempt inside the window the error named');
-    await settle(250);
-    assert.deepEqual(manager.calls, ['acquire', 'acquire']);
+    offset = WINDOW_MS;
+    source.value('me');
+    await idle(r);
+    assert.deepEqual(manager.calls, ['acquire', 'acquire'], 'retried once the window is over');
     assert.equal(manager.held, true);
     await r.stop(true);
   });
@@ -152,11 +188,15 @@ describe('reconcile loop', () => {
     };
     await r.start();
     source.value('me');
-    await settle(1500);
+    await until('seven attempts', () => times.length >= 7, 10_000);
     const gaps = times.slice(1).map((t, i) => t - times[i]!);
-    assert.ok(gaps.length >= 4, `attempts: ${times.length}`);
-    assert.ok(gaps[0]! >= 38 && gaps[1]! >= 38 && gaps[0]! < 120, `flat phase: ${gaps.map(Math.round).join(', ')}`);
-    assert.ok(gaps.at(-1)! > gaps[0]! * 2, `then growing: ${gaps.map(Math.round).join(', ')}`);
+    // Timers never fire early, so each gap is at least its base delay (jitter only adds):
+    // 40 three times (the first failure and retry-num 2 more), then 40 × 1.6^k. Lower bounds
+    // alone show the growth: the sixth gap's floor (164 ms) is above anything the flat phase
+    // could give (40 + 20% jitter).
+    const floors = [40, 40, 40, 64, 102.4, 163.84];
+    gaps.forEach((g, i) => assert.ok(g >= floors[i]! - 1, `gap ${i + 1} is ${g.toFixed(1)} ms, below its floor ${floors[i]} ms: ${gaps.map(Math.round).join(', ')}`));
+    assert.ok(gaps[5]! > 2 * 40 * 1.2, `then growing: ${gaps.map(Math.round).join(', ')}`);
     await r.stop(true);
   });
 
@@ -166,7 +206,9 @@ describe('reconcile loop', () => {
     manager.failNext = e;
     await r.start();
     source.value('me');
-    await settle(150);
+    await until('the fatal error reported', () => fatal.length === 1);
+    // Absence: three retry-after periods in which a retry would have come.
+    await settle(3 * 50);
     assert.deepEqual(fatal, [e]);
     assert.deepEqual(manager.calls, ['acquire']);
     await r.stop(false);
@@ -177,13 +219,13 @@ describe('reconcile loop', () => {
       const { source, manager, r } = setup();
       await r.start();
       source.value('me');
-      await settle();
+      await idle(r);
       assert.equal(await r.stop(release), release);
       assert.equal(manager.held, !release);
       assert.equal(source.closed, true);
       assert.equal(manager.calls.at(-1), 'close');
       source.value('other');
-      await settle();
+      await idle(r);
       assert.equal(manager.held, !release, 'no action after stop');
     }
   });
