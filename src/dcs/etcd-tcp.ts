@@ -26,6 +26,7 @@ import type { Socket } from 'node:net';
 import { performance } from 'node:perf_hooks';
 import koffi from 'koffi';
 import { setsockoptInt } from '../net/libc.js';
+import { wakeups } from '../wakeups.js';
 
 /** TCP_KEEPIDLE and TCP_KEEPINTVL (whole seconds; the kernel's minimum is 1). */
 export const KEEPALIVE_PROBE_S = 1;
@@ -107,7 +108,7 @@ interface Tracked {
 
 export class TcpLiveness {
   private readonly tracked = new Set<Tracked>();
-  private timer: NodeJS.Timeout | undefined;
+  private scheduled = false;
   private readonly info = Buffer.alloc(TCP_INFO_LEN);
   private readonly infoLen = Buffer.alloc(4);
   private confirm: ConfirmAlive = () => Promise.resolve(false);
@@ -144,17 +145,20 @@ export class TcpLiveness {
   }
 
   stop(): void {
-    clearTimeout(this.timer);
-    this.timer = undefined;
+    wakeups.cancel(this);
+    this.scheduled = false;
   }
 
   private schedule(ms: number): void {
-    if (this.timer) return;
-    // unref: an idle connection alone must not keep a closing process alive.
-    this.timer = setTimeout(() => {
-      this.timer = undefined;
+    if (this.scheduled) return;
+    this.scheduled = true;
+    const at = Math.max(MIN_CHECK_MS, ms);
+    // On the shared timer (the daemon's heartbeat rides on it); not ref'd: an idle connection
+    // alone must not keep a closing process alive.
+    wakeups.schedule(this, at, at, () => {
+      this.scheduled = false;
       this.check();
-    }, Math.max(MIN_CHECK_MS, ms)).unref();
+    }, false);
   }
 
   private check(): void {
