@@ -7,7 +7,9 @@
 // Two phases. First the packaging files (dist/test/packaging, ops/packages): they build the
 // packages (xz on both cores) and install hundreds of Debian packages into stock roots, load
 // that would otherwise sit beside tests that bound how fast a daemon reacts. Then the rest,
-// longest first. Each phase runs two files at a time; the closing line adds both phases up.
+// longest first. Each phase runs three files at a time: most of the long files wait (for
+// downloads, for a Robot switch, for a stuck-pass threshold, for etcd), so a third slot keeps
+// the whole run under 20 minutes on two cores. The closing line adds both phases up.
 import { spawn } from 'node:child_process';
 import { readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
@@ -20,7 +22,8 @@ const SLOW = ['/packaging/', '/ops/packages.test.js', '/e2e/', '/patroni/'];
 
 const HEAVY = ['/packaging/', '/ops/packages.test.js'];
 /** Within a phase the longest files start first, so that none runs alone at the end. */
-const SLOW_FIRST = ['packaging/fresh-setup', 'packaging/upgrade', 'packaging/stock-install', 'ops/packages', 'e2e/soak', 'e2e/patroni-faults', 'e2e/', 'patroni/'];
+const SLOW_FIRST = ['packaging/fresh-setup', 'ops/packages', 'packaging/upgrade', 'packaging/stock-install',
+  'e2e/soak', 'e2e/patroni-faults', 'daemon/failure-paths-stuck', 'e2e-sources/hetzner-robot', 'config/fuzz', 'e2e/', 'patroni/'];
 const slowRank = (f) => {
   const i = SLOW_FIRST.findIndex((s) => f.includes(`/${s}`));
   return i < 0 ? SLOW_FIRST.length : i;
@@ -49,11 +52,11 @@ const rest = files.filter((f) => !heavy.includes(f));
 /** Runs one phase, passing its TAP through, and returns its counts from the runner's summary. */
 function phase(list) {
   return new Promise((resolve) => {
-    // Two files at a time: most tests wait on etcd or the kernel, not the CPU, and the
-    // namespace and port names they use are unique per process. Node 20 applies
+    // Three files at a time: most tests wait on etcd, the kernel or a stand-in's clock, not the
+    // CPU, and the namespace and port names they use are unique per process. Node 20 applies
     // --test-timeout to each whole file: the set-up test alone takes minutes on a cold cache
     // (two debootstraps, ~500 MB of downloads).
-    const child = spawn(process.execPath, ['--test', '--test-reporter=tap', '--test-concurrency=2', '--test-timeout=1200000', ...list], { stdio: ['ignore', 'pipe', 'inherit'] });
+    const child = spawn(process.execPath, ['--test', '--test-reporter=tap', '--test-concurrency=3', '--test-timeout=1200000', ...list], { stdio: ['ignore', 'pipe', 'inherit'] });
     const counts = { pass: 0, fail: 0, skipped: 0, todo: 0, cancelled: 0 };
     createInterface({ input: child.stdout }).on('line', (line) => {
       process.stdout.write(`${line}\n`);

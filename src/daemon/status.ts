@@ -16,6 +16,8 @@ import { runtimeInfo, type BuildInfo } from '../version.js';
 const HISTORY = 20;
 /** Characters kept of a reason or a holder's detail (they quote a DCS value, already bounded). */
 const REASON_CHARS = 500;
+/** Conflicting hosts listed; the watch keeps no more than this anyway. */
+const MAX_CONFLICTS = 16;
 
 export class StatusBoard {
   /** `leaseDeadline` is monotonic (performance.now()): /status counts it down at read time. */
@@ -71,7 +73,12 @@ export class StatusBoard {
     return this.heldSince ? `holding ${vip} (leader ${leader})${dcs}` : `standby for ${vip} (leader ${leader})${dcs}`;
   }
 
-  snapshot(r?: { view: LeaderView | null; held: HolderState | null }): {
+  /**
+   * `conflicts`: other hosts seen claiming the VIP while held (vip/conflict-watch.ts), shown as
+   * `vip.conflict`, a list of `{ mac, how, firstSeenAt, lastSeenAt, claims }` or null when none
+   * (what diagnose/daemon-probe.ts reads). Bounded by the watch (at most 16 entries).
+   */
+  snapshot(r?: { view: LeaderView | null; held: HolderState | null }, conflicts?: ReadonlyArray<object>): {
     leader: unknown; [k: string]: unknown;
   } {
     return {
@@ -94,6 +101,7 @@ export class StatusBoard {
       vip: {
         held: r?.held?.held ?? this.heldSince !== null, heldSince: this.heldSince?.toISOString() ?? null,
         ready: r?.held?.ready ?? null, detail: r?.held?.detail == null ? null : safeText(r.held.detail, REASON_CHARS),
+        conflict: conflicts && conflicts.length > 0 ? conflicts.slice(0, MAX_CONFLICTS) : null,
       },
       transitions: this.history.map((t) => ({
         direction: t.direction, cause: t.cause, reason: safeText(t.reason, REASON_CHARS), value: t.value == null ? null : displayText(t.value),

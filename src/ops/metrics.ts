@@ -140,6 +140,9 @@ export class Metrics {
   private readonly reaction: Histogram;
   private readonly announcements: Counter;
   private readonly errors: Counter<'component'>;
+  private readonly conflicts: Counter;
+  /** How many foreign hosts claim the VIP now (conflict-watch.ts); none until a manager says. */
+  private conflictCount: () => number = () => 0;
   private hookRuns: Counter<'hook' | 'result'> | null = null;
   private hookDuration: Histogram<'hook'> | null = null;
   /** The monitor behind nodejs_eventloop_lag_*; null without default metrics. */
@@ -205,6 +208,19 @@ export class Metrics {
       labelNames: ['component'] as const,
       registers,
     });
+    this.conflicts = new Counter({
+      name: 'vip_manager_address_conflicts_total',
+      help: 'Claims of the VIP by another host (gratuitous ARP, ARP reply, neighbour advertisement from a foreign MAC) seen while this node held it.',
+      registers,
+    });
+    new Gauge({
+      name: 'vip_manager_address_conflict',
+      help: 'Number of other hosts seen claiming the VIP within the last 5 minutes while this node holds it (0 = none).',
+      registers,
+      collect() {
+        this.set(self.conflictCount());
+      },
+    });
     // Zero series exist from the start so rate() and alerts work before the first error.
     for (const component of ERROR_COMPONENTS) this.errors.inc({ component }, 0);
 
@@ -257,6 +273,16 @@ export class Metrics {
   /** `packets` announcement packets were sent. */
   announced(packets = 1): void {
     if (packets > 0) this.announcements.inc(packets);
+  }
+
+  /** Another host claimed the VIP while we held it (one counted claim). */
+  addressConflict(): void {
+    this.conflicts.inc();
+  }
+
+  /** Where vip_manager_address_conflict reads the number of conflicting hosts at scrape time. */
+  setConflictSource(count: () => number): void {
+    this.conflictCount = count;
   }
 
   error(component: ErrorComponent): void {

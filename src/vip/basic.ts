@@ -12,6 +12,8 @@ import { maxPrefixLen, parseIp, formatIp, type Family } from '../net/ip.js';
 import { findInterface, hwTypeName, lookupInterface, type InterfaceInfo } from '../net/links.js';
 import { NetMonitor } from '../net/monitor.js';
 import { retryTransient, type RetryPolicy } from '../net/retry.js';
+import type { NeighbourAnswer } from '../diagnose/neighbour-probe.js';
+import { ConflictWatch, type AddressConflict } from './conflict-watch.js';
 
 export interface BasicManagerOptions {
   ip: string;
@@ -27,6 +29,8 @@ export interface BasicManagerOptions {
   retryAfter: number;
   /** Called after each round that went out, with the number of frames sent (for metrics). */
   onAnnounce?: (packets: number) => void;
+  /** Called for every counted address-conflict claim (conflict-watch.ts), for metrics. */
+  onConflict?: (c: NeighbourAnswer) => void;
 }
 
 export class InvalidVipError extends Error {
@@ -50,6 +54,8 @@ export class BasicManager implements VipManager {
   /** Timers of the running announcement series and refresh; replaced by each new series. */
   private timers: NodeJS.Timeout[] = [];
   private seriesId = 0;
+  /** The address-conflict watch; open exactly while we hold the VIP. */
+  private watch: { key: string; w: ConflictWatch } | null = null;
 
   constructor(private readonly opts: BasicManagerOptions, private readonly log: Logger) {
     const parsed = parseIp(opts.ip);
@@ -115,10 +121,13 @@ export class BasicManager implements VipManager {
     if (!added) this.checkExistingIsOurs(info);
     this.log.info({ ...this.fields, ifindex: info.index, added }, added ? 'VIP added to the interface' : 'VIP already on the interface');
     await this.startSeries(info);
+    // After the first announcement round, never before it: the watch only reports.
+    this.startWatch(info);
   }
 
   async release(): Promise<void> {
     this.cancelAnnouncements();
+    this.stopWatch();
     const info = await retryTransient('looking up the interface', this.retry, this.log, () => findInterface(this.ifname));
     if (!info) {
       this.log.debug(this.fields, 'interface gone, so is the VIP');
@@ -138,10 +147,17 @@ export class BasicManager implements VipManager {
     this.requireLinkLayer(info);
     this.cancelAnnouncements();
     await this.startSeries(info);
+    this.startWatch(info);
+  }
+
+  /** Hosts other than this one seen claiming the VIP while we hold it (empty when none). */
+  conflicts(): AddressConflict[] {
+    return this.watch?.w.list() ?? [];
   }
 
   async close(): Promise<void> {
     this.cancelAnnouncements();
+    this.stopWatch();
     this.monitor?.close();
     this.monitor = null;
     closeAnnouncer();
@@ -158,6 +174,24 @@ export class BasicManager implements VipManager {
       const have = same.map((a) => `/${a.prefixLen}`).join(', ');
       throw new InvalidVipError(`${this.ip} is already on ${this.ifname} with prefix length ${have}, not /${this.prefixLen}: remove it or change netmask`);
     }
+  }
+
+  /** Opens the watch for this interface and MAC, unless it is open for them already. */
+  private startWatch(info: InterfaceInfo & { mac: string }): void {
+    const key = `${info.index}/${info.mac}`;
+    if (this.watch?.key === key) return;
+    this.stopWatch();
+    try {
+      this.watch = { key, w: new ConflictWatch({ ifindex: info.index, ifname: this.ifname, mac: info.mac, ip: this.ip }, { log: this.log, onConflict: this.opts.onConflict }) };
+    } catch (e) {
+      // The VIP is in place and announced; only the alarm is missing, so say so and go on.
+      this.log.warn({ ...this.fields, err: e }, 'cannot watch for address conflicts');
+    }
+  }
+
+  private stopWatch(): void {
+    this.watch?.w.close();
+    this.watch = null;
   }
 
   private cancelAnnouncements(): void {
@@ -197,11 +231,16 @@ export class BasicManager implements VipManager {
       if (!hasAddress(info.index, this.ip, this.prefixLen)) {
         this.log.debug(this.fields, 'VIP no longer on the interface; announcements stopped');
         this.cancelAnnouncements();
+        this.stopWatch();
         return;
       }
       const sent = sendRound(info, this.ip); // not inside `onAnnounce?.(...)`: that would skip the send without a listener
       this.opts.onAnnounce?.(sent);
-      if (refresh) this.log.debug(this.fields, 'VIP announced again (refresh)');
+      if (refresh) {
+        this.log.debug(this.fields, 'VIP announced again (refresh)');
+        // A host given the address by hand after our acquire says nothing by itself: ask.
+        this.watch?.w.probe();
+      }
     } catch (e) {
       this.log.warn({ ...this.fields, err: e }, 'announcement round not sent');
     }

@@ -42,4 +42,6 @@ export interface VipManager {
   close(): Promise<void>;
   /** Provider requests sent and not answered yet, for the shutdown log; absent where none are made. */
   inFlight?(): readonly PendingRequest[];
+  /** Other hosts seen claiming the VIP while held (basic: vip/conflict-watch.ts); absent elsewhere. */
+  conflicts?(): ReadonlyArray<{ readonly mac: string }>;
 }
