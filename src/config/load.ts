@@ -14,7 +14,7 @@ import { readConfigFile } from './file.js';
 import { instancePaths, resolveInstance, type InstancePaths } from './instance.js';
 import { parseCommandLine, type CommandLine } from './flags.js';
 import type { RawEntry } from './raw.js';
-import { KEYS, envName, type Config, type DefaultContext, type KeyDef } from './schema.js';
+import { KEYS, envName, isLoopbackHost, type Config, type DefaultContext, type KeyDef } from './schema.js';
 
 export interface LoadedConfig {
   readonly config: Config;
@@ -176,7 +176,19 @@ export function loadFromCommandLine(cli: CommandLine, input: LoadInput): LoadedC
   }
   requires('etcd-cert-file', 'etcd-key-file');
   requires('etcd-key-file', 'etcd-cert-file');
+  requires('patroni-api-password', 'patroni-api-user');
+  requires('patroni-api-cert-file', 'patroni-api-key-file');
+  requires('patroni-api-key-file', 'patroni-api-cert-file');
+  // The password goes with every request: never in clear across a network (as hetzner-api-url).
+  const patroniUrl = values.get('patroni-api-url');
+  if (values.has('patroni-api-password') && typeof patroniUrl === 'string' && URL.canParse(patroniUrl)) {
+    const u = new URL(patroniUrl);
+    if (u.protocol === 'http:' && !isLoopbackHost(u.hostname)) {
+      problems.push(`patroni-api-url: ${quote(patroniUrl)} from ${where('patroni-api-url')} is http:// to a host that is not loopback while patroni-api-password is set; expected an https:// URL (http:// only to 127.0.0.0/8, ::1, localhost)`);
+    }
+  }
   const fileKeys = ['etcd-ca-file', 'etcd-cert-file', 'etcd-key-file', 'hcloud-token-file'];
+  if (values.get('dcs-loss') === 'patroni') fileKeys.push('patroni-api-ca-file', 'patroni-api-cert-file', 'patroni-api-key-file');
   if (values.get('manager-type') === 'hetzner') fileKeys.push('hetzner-credentials-file');
   for (const key of fileKeys) {
     const path = values.get(key) as string | undefined;

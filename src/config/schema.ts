@@ -292,8 +292,33 @@ const TABLE = [
 
   // ---- Keys this implementation adds ----
   {
-    name: 'dcs-loss', kind: 'enum', origin: 'new', values: ['hold-lease', 'release', 'keep'], default: 'hold-lease', defaultText: 'hold-lease', example: 'hold-lease',
-    help: "What to do with a held VIP while the DCS is unreachable: hold-lease keeps it until the leader key's lease could have expired (then as release where the DCS has no lease); release drops it after retry-num attempts retry-after apart; keep holds it until the DCS answers.",
+    name: 'dcs-loss', kind: 'enum', origin: 'new', values: ['hold-lease', 'release', 'keep', 'patroni'], default: 'hold-lease', defaultText: 'hold-lease', example: 'hold-lease',
+    help: "What to do with a held VIP while the DCS is unreachable: hold-lease keeps it until the leader key's lease could have expired (then as release where the DCS has no lease); release drops it after retry-num attempts retry-after apart; keep holds it until the DCS answers; patroni holds it exactly while the local Patroni REST API (patroni-api-url) answers GET /primary with 200, asked every interval (for Patroni's failsafe_mode, which keeps a primary that lost the DCS running while all members agree).",
+  },
+  {
+    name: 'patroni-api-url', kind: 'string', origin: 'new', default: 'http://127.0.0.1:8008', defaultText: 'http://127.0.0.1:8008', example: 'https://192.0.2.11:8008',
+    help: "Base URL of this node's Patroni REST API, asked GET /primary every interval for dcs-loss patroni (timeout 80 % of interval, at most 1 s). With patroni-api-password: https://, or http:// to a loopback host only (127.0.0.0/8, ::1, localhost).",
+    check: httpUrl.refine((s) => { try { const u = new URL(s); return u.username === '' && u.password === ''; } catch { return true; } }, { error: 'expected no user or password in the URL: they come from patroni-api-user and patroni-api-password' }),
+  },
+  {
+    name: 'patroni-api-ca-file', kind: 'string', origin: 'new', defaultText: '(system CAs)', example: '/etc/patroni/ca.pem',
+    help: 'CA file that verifies an https patroni-api-url: its certificates are the only trust anchors.',
+  },
+  {
+    name: 'patroni-api-cert-file', kind: 'string', origin: 'new', defaultText: '(none)', example: '/etc/patroni/client.pem',
+    help: "Client certificate for Patroni's REST API (restapi.verify_client; requires patroni-api-key-file).",
+  },
+  {
+    name: 'patroni-api-key-file', kind: 'string', origin: 'new', defaultText: '(none)', example: '/etc/patroni/client.key',
+    help: 'Private key of patroni-api-cert-file (requires patroni-api-cert-file).',
+  },
+  {
+    name: 'patroni-api-user', kind: 'string', origin: 'new', defaultText: '(none)', example: 'patroni',
+    help: "User for basic authentication to Patroni's REST API (restapi.authentication).",
+  },
+  {
+    name: 'patroni-api-password', kind: 'string', origin: 'new', secret: true, defaultText: '(none)', example: 'snakeoil',
+    help: `Password of patroni-api-user (requires patroni-api-user). ${secretHelp('patroni-api-password', 'VIP_PATRONI_API_PASSWORD (e.g. in a systemd EnvironmentFile= readable only by root) or the config file (mode 0640)')}`,
   },
   {
     name: 'release-on-stop', kind: 'boolean', origin: 'new', default: true, defaultText: 'true', example: 'false',
@@ -421,7 +446,13 @@ export interface Config {
   'etcd-cert-file': string | undefined;
   'etcd-key-file': string | undefined;
   verbose: boolean;
-  'dcs-loss': 'hold-lease' | 'release' | 'keep';
+  'dcs-loss': 'hold-lease' | 'release' | 'keep' | 'patroni';
+  'patroni-api-url': string;
+  'patroni-api-ca-file': string | undefined;
+  'patroni-api-cert-file': string | undefined;
+  'patroni-api-key-file': string | undefined;
+  'patroni-api-user': string | undefined;
+  'patroni-api-password': string | undefined;
   'release-on-stop': boolean;
   'lease-check-interval': number;
   'announce-count': number;

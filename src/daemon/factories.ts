@@ -19,12 +19,15 @@ export async function createVipManager(cfg: Config, log: Logger, metrics: Metric
   switch (cfg['manager-type']) {
     case 'basic': {
       const { BasicManager } = await import('../vip/basic.js');
-      return new BasicManager({
+      const manager: VipManager = new BasicManager({
         ip: cfg.ip, prefixLen: cfg.netmask, interfaceName: cfg.interface!,
         announceCount: cfg['announce-count'], announceInterval: cfg['announce-interval'], announceRefresh: cfg['announce-refresh'],
         retryNum: cfg['retry-num'], retryAfter: cfg['retry-after'],
         onAnnounce: (packets: number) => metrics.announced(packets),
+        onConflict: () => metrics.addressConflict(),
       }, log);
+      metrics.setConflictSource(() => manager.conflicts?.().length ?? 0);
+      return manager;
     }
     case 'hetzner': {
       const [{ createHetznerRobotManager }, { kernelAddresses }] = await Promise.all([import('../vip/hetzner-robot.js'), import('../vip/kernel-addresses.js')]);
@@ -35,4 +38,17 @@ export async function createVipManager(cfg: Config, log: Logger, metrics: Metric
       return createHetznerCloudManager(cfg, kernelAddresses(cfg.interface), log);
     }
   }
+}
+
+/** dcs-loss patroni only: the poller of this node's Patroni REST API (GET /primary). */
+export async function createLocalPrimaryPoller(cfg: Config, log: Logger) {
+  if (cfg['dcs-loss'] !== 'patroni') return null;
+  const [{ PatroniLocalPrimary }, { registerBasicAuth }] = await Promise.all([import('../dcs/patroni-local.js'), import('../ops/redact.js')]);
+  const user = cfg['patroni-api-user'];
+  const password = cfg['patroni-api-password'];
+  if (user !== undefined && password !== undefined) registerBasicAuth(user, password);
+  return new PatroniLocalPrimary({
+    url: cfg['patroni-api-url'], user, password, intervalMs: cfg.interval, log,
+    tls: { caFile: cfg['patroni-api-ca-file'], certFile: cfg['patroni-api-cert-file'], keyFile: cfg['patroni-api-key-file'] },
+  });
 }

@@ -19,7 +19,7 @@ import { buildInfo, runtimeInfo } from '../version.js';
 import { wakeups } from '../wakeups.js';
 import type { HookQueue } from '../hooks/runner.js';
 import type { VipManager } from '../vip/manager.js';
-import { createLeaderSource, createVipManager } from './factories.js';
+import { createLeaderSource, createLocalPrimaryPoller, createVipManager } from './factories.js';
 import { installSignalHandlers } from './signals.js';
 import { StatusBoard } from './status.js';
 
@@ -122,14 +122,19 @@ export async function runDaemon(loaded: LoadedConfig): Promise<number> {
   }
   let source;
   let manager;
+  let localPrimary: Awaited<ReturnType<typeof createLocalPrimaryPoller>> = null;
   try {
     source = await createLeaderSource(cfg, log.child({ component: 'dcs' }));
     manager = await createVipManager(cfg, log.child({ component: 'vip' }), metrics);
+    localPrimary = await createLocalPrimaryPoller(cfg, log.child({ component: 'patroni-local' }));
   } catch (e) {
     log.error({ err: e }, `cannot start: ${(e as Error).message}`);
     // A bad credentials or TLS file is a configuration error like any other: systemd must not
     // restart into it (RestartPreventExitStatus=78).
     return CONFIG_ERRORS.has((e as Error).name) ? EXIT_CONFIG : 1;
+  }
+  if (cfg['dcs-loss'] === 'patroni' && cfg['dcs-type'] === 'patroni') {
+    log.warn('dcs-loss patroni with dcs-type patroni: the DCS is already the Patroni REST API, so when it is unreachable the VIP goes at once; dcs-loss patroni is meant for dcs-type etcd or consul');
   }
   if (cfg['dcs-loss'] === 'hold-lease' && !source.providesLeaseDeadline) {
     log.warn(`dcs-type ${cfg['dcs-type']} gives no lease deadline: dcs-loss hold-lease acts as release (retry-num ${cfg['retry-num']} × retry-after ${cfg['retry-after']} ms)`);
@@ -156,6 +161,9 @@ export async function runDaemon(loaded: LoadedConfig): Promise<number> {
   reconciler = new Reconciler({
     source, manager, log: log.child({ component: 'reconcile' }),
     policy: cfg['dcs-loss'], triggerValue: cfg['trigger-value'], retryNum: cfg['retry-num'], retryAfter: cfg['retry-after'],
+    // An answer counts until the next one is due at the latest: asked every interval, each
+    // request at most its timeout long.
+    ...(localPrimary ? { localPrimaryMaxAgeMs: cfg.interval + localPrimary.timeoutMs } : {}),
     onView: (v) => {
       const before = status.line();
       status.view(v);
@@ -206,7 +214,7 @@ export async function runDaemon(loaded: LoadedConfig): Promise<number> {
       const busySince = reconciler!.snapshot().busySince;
       return { ok: alive(), detail: { heartbeatAgeMs: Math.round(performance.now() - heartbeat), passRunningMs: busySince === null ? null : Math.round(performance.now() - busySince) } };
     },
-    status: () => status.snapshot(reconciler!.snapshot()),
+    status: () => status.snapshot(reconciler!.snapshot(), manager.conflicts?.()),
   });
   try {
     await http.start();
@@ -217,6 +225,7 @@ export async function runDaemon(loaded: LoadedConfig): Promise<number> {
     return 1;
   }
   await reconciler.start();
+  localPrimary?.start((a) => reconciler!.setLocalPrimary(a));
   notifier.start();
 
   const { code, keep } = await exited;
@@ -239,6 +248,7 @@ export async function runDaemon(loaded: LoadedConfig): Promise<number> {
         `shutdown deadline of ${limit} ms reached with ${what} unanswered; exiting without the answer: the provider carries out the change it accepted (a Robot switch takes 40-60 s), and the next leader takes the IP over either way`);
     }
   }
+  await localPrimary?.close();
   await hooks?.close(HOOKS_SHUTDOWN_WAIT_MS);
   wakeups.cancel(beatKey);
   await Promise.race([http.close(), deadline]);

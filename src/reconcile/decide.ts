@@ -5,7 +5,17 @@ import { namesThisNode } from '../dcs/leader-value.js';
 import type { LeaderValue, LeaderView } from '../dcs/source.js';
 import type { HolderState } from '../vip/manager.js';
 
-export type DcsLossPolicy = 'hold-lease' | 'release' | 'keep';
+export type DcsLossPolicy = 'hold-lease' | 'release' | 'keep' | 'patroni';
+
+/**
+ * The latest answer of the local Patroni REST API to GET /primary (dcs-loss patroni): ok when
+ * it answered 200 with PostgreSQL running as primary (dcs/patroni-local.ts); `at` is when that
+ * request was sent (monotonic ms), so the answer is never taken for fresher than it is.
+ */
+export interface LocalPrimary {
+  readonly ok: boolean;
+  readonly at: number;
+}
 
 export interface DecideInput {
   /** The latest view of the leader key; null before the source has reported anything. */
@@ -22,6 +32,13 @@ export interface DecideInput {
   /** When the daemon started (monotonic ms): the DCS-loss clock before any answer. */
   readonly startedAt: number;
   readonly now: number;
+  /** dcs-loss patroni: the latest local /primary answer; null before the first one. */
+  readonly localPrimary?: LocalPrimary | null;
+  /**
+   * dcs-loss patroni: how long an answer counts. The poller asks every interval, each request
+   * at most its timeout long, so a newer answer (200 or not) exists within this.
+   */
+  readonly localPrimaryMaxAgeMs?: number;
 }
 
 export type Action = 'acquire' | 'release' | 'announce' | 'none';
@@ -30,6 +47,7 @@ export type Action = 'acquire' | 'release' | 'announce' | 'none';
 export type Cause =
   | 'key-ours' | 'key-other' | 'key-absent' | 'lease-expired'
   | 'dcs-keep' | 'dcs-lost-other' | 'dcs-hold-lease' | 'dcs-lease-expired' | 'dcs-retrying' | 'dcs-lost'
+  | 'dcs-patroni-primary' | 'dcs-patroni-waiting' | 'dcs-patroni-not-primary'
   | 'startup-wait' | 'startup-keep' | 'startup-lost' | 'link-up';
 
 export interface Decision {
@@ -74,6 +92,7 @@ function whileUnreachable(since: number, last: LeaderValue | null, input: Decide
   if (!lastOurs) {
     return { desired: false, cause: 'dcs-lost-other', reason: 'the DCS is unreachable and did not name this node before', recheckAt: null };
   }
+  if (input.policy === 'patroni') return followLocalPatroni(since, input);
   if (input.policy === 'hold-lease' && input.sourceHasLeases && last !== null && last.leaseDeadline !== null) {
     return input.now < last.leaseDeadline
       ? { desired: true, cause: 'dcs-hold-lease', reason: 'the DCS is unreachable; holding until the leader lease could expire', recheckAt: last.leaseDeadline }
@@ -84,6 +103,35 @@ function whileUnreachable(since: number, last: LeaderValue | null, input: Decide
   return input.now < giveUpAt
     ? { desired: true, cause: 'dcs-retrying', reason: 'the DCS is unreachable; retrying before releasing', recheckAt: giveUpAt }
     : { desired: false, cause: 'dcs-lost', reason: `the DCS has been unreachable for ${input.retryNum} attempts ${input.retryAfter} ms apart`, recheckAt: null };
+}
+
+/**
+ * dcs-loss patroni. Patroni with failsafe_mode keeps a primary that lost the DCS running only
+ * while every member it knows agrees (ha.py _handle_dcs_error → check_failsafe_topology), and
+ * answers GET /primary with 200 exactly while it holds leadership in its own view
+ * (api.py do_GET → ha.is_leader(), which it renews each HA cycle in failsafe and clears on
+ * demotion; dcs/patroni-local.ts also requires the body's state "running", which turns at the
+ * start of a demotion). So the VIP follows that answer: held while the latest one says
+ * running primary and is fresh, released on anything else. Before the first answer (a daemon
+ * started during an outage), the VIP already here is kept for at most one answer's age,
+ * counted from the loss.
+ */
+function followLocalPatroni(since: number, input: DecideInput): Desire {
+  const maxAge = input.localPrimaryMaxAgeMs ?? 0;
+  const a = input.localPrimary ?? null;
+  if (a === null) {
+    const until = since + maxAge;
+    return input.now < until
+      ? { desired: true, cause: 'dcs-patroni-waiting', reason: 'the DCS is unreachable; waiting for the first answer of the local Patroni REST API (GET /primary)', recheckAt: until }
+      : { desired: false, cause: 'dcs-patroni-not-primary', reason: 'the DCS is unreachable and the local Patroni REST API has not answered GET /primary', recheckAt: null };
+  }
+  if (!a.ok) {
+    return { desired: false, cause: 'dcs-patroni-not-primary', reason: 'the DCS is unreachable and the local Patroni does not say it is the running primary (GET /primary not 200 with state running)', recheckAt: null };
+  }
+  const until = a.at + maxAge;
+  return input.now < until
+    ? { desired: true, cause: 'dcs-patroni-primary', reason: 'the DCS is unreachable; the local Patroni says it is the running primary (GET /primary 200; failsafe mode)', recheckAt: until }
+    : { desired: false, cause: 'dcs-patroni-not-primary', reason: `the DCS is unreachable and the local Patroni REST API has not confirmed it is primary for ${Math.round(input.now - a.at)} ms`, recheckAt: null };
 }
 
 function desire(input: DecideInput): Desire {

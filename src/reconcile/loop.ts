@@ -6,7 +6,7 @@ import { Backoff } from '../backoff.js';
 import type { LeaderView, LeaderSource } from '../dcs/source.js';
 import type { Logger } from '../log.js';
 import type { HolderState, VipManager } from '../vip/manager.js';
-import { decide, type Action, type Cause, type Decision, type DcsLossPolicy } from './decide.js';
+import { decide, type Action, type Cause, type Decision, type DcsLossPolicy, type LocalPrimary } from './decide.js';
 
 /** The longest delay setTimeout honours (a signed 32-bit ms count, about 24.8 days). */
 const MAX_TIMER_MS = 2 ** 31 - 1;
@@ -33,6 +33,8 @@ export interface ReconcilerOptions {
   readonly triggerValue: string;
   readonly retryNum: number;
   readonly retryAfter: number;
+  /** dcs-loss patroni: how long a local /primary answer counts (see decide.ts). */
+  readonly localPrimaryMaxAgeMs?: number;
   readonly log: Logger;
   /** Monotonic milliseconds; injectable for tests. */
   readonly now?: () => number;
@@ -56,6 +58,7 @@ export class Reconciler {
   /** When the DCS was first asked: the DCS-loss clock before any answer starts here. */
   private startedAt: number;
   private view: LeaderView | null = null;
+  private localPrimary: LocalPrimary | null = null;
   private wasReady = true;
   private lastObserved: HolderState | null = null;
   private dirty = false;
@@ -93,6 +96,18 @@ export class Reconciler {
       this.o.onView?.(v);
       this.schedule();
     });
+  }
+
+  /**
+   * dcs-loss patroni: the local Patroni's latest GET /primary answer. It only matters while the
+   * DCS is unreachable (or not heard yet); then a changed answer is acted on at once, and a
+   * repeated one only moves the deadline that the armed recheck re-reads.
+   */
+  setLocalPrimary(a: LocalPrimary): void {
+    const prev = this.localPrimary;
+    this.localPrimary = { ok: a.ok, at: a.at };
+    if (this.view?.kind === 'value') return;
+    if (prev === null || prev.ok !== a.ok) this.schedule();
   }
 
   /** The latest view and observation, for /status and logs. */
@@ -136,6 +151,7 @@ export class Reconciler {
       view, held, wasReady: this.wasReady, triggerValue: this.o.triggerValue, policy: this.o.policy,
       sourceHasLeases: this.o.source.providesLeaseDeadline, retryNum: this.o.retryNum, retryAfter: this.o.retryAfter,
       startedAt: this.startedAt, now: this.now(),
+      localPrimary: this.localPrimary, localPrimaryMaxAgeMs: this.o.localPrimaryMaxAgeMs,
     });
     if (held.ready !== this.wasReady) {
       if (held.ready) this.o.log.info({ detail: held.detail }, 'VIP holder ready');

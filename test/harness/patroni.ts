@@ -103,6 +103,11 @@ export interface BedOptions {
   scope?: string;
   /** Number of database nodes (default 3). */
   dbNodes?: number;
+  /**
+   * Patroni's failsafe_mode (bootstrap.dcs; Patroni >= 3.0): a primary that loses the DCS keeps
+   * running while every member answers its POST /failsafe. Default off.
+   */
+  failsafe?: boolean;
 }
 
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
@@ -316,6 +321,7 @@ export class DbNode {
           ttl: t.ttl,
           loop_wait: t.loopWait,
           retry_timeout: t.retryTimeout,
+          ...(b.opts.failsafe ? { failsafe_mode: true } : {}),
           maximum_lag_on_failover: 1048576,
           postgresql: {
             use_pg_rewind: true,
@@ -427,7 +433,7 @@ export class DbNode {
       // The node's own Patroni: 200 on /leader only while it holds the leader lock.
       ? { 'trigger-key': '/leader', 'trigger-value': 200, 'dcs-type': 'patroni', 'dcs-endpoints': [`http://${this.ip}:8008`] }
       : { 'trigger-key': b.leaderKey, 'trigger-value': this.name, 'dcs-type': 'etcd', 'dcs-endpoints': endpoints };
-    return {
+    const cfg: Record<string, unknown> = {
       ip: VIP,
       netmask: VIP_NETMASK,
       interface: 'eth0',
@@ -435,6 +441,9 @@ export class DbNode {
       ...b.vipConfigBase,
       ...this.vipOverrides,
     };
+    // dcs-loss patroni asks the node's own Patroni, which listens on the node's address only.
+    if (cfg['dcs-loss'] === 'patroni' && cfg['patroni-api-url'] === undefined) cfg['patroni-api-url'] = `http://${this.ip}:8008`;
+    return cfg;
   }
 
   /** Starts vip-manager (ours or Debian's, as the bed says); `overrides` stick for later restarts. */
@@ -956,7 +965,7 @@ export interface TimelineSources {
   marks?: Array<{ t: number; what: string }>;
 }
 
-const PATRONI_HIGHLIGHTS = /promoted self|Demoting self|demoting self|acquired session lock|Leader key released|manual failover: demoting|following new leader|Lock owner: .*; I am .*|DCS is not accessible/;
+const PATRONI_HIGHLIGHTS = /continue to run as a leader because failsafe|promoted self|Demoting self|demoting self|acquired session lock|Leader key released|manual failover: demoting|following new leader|Lock owner: .*; I am .*|DCS is not accessible/;
 
 export function timeline(t0: number, s: TimelineSources, until = Date.now()): string[] {
   const ev: Array<{ t: number; what: string }> = [...(s.marks ?? [])];

@@ -96,3 +96,44 @@ describe('decide: startup before the first answer', () => {
     assert.equal(decide(input({ view: lost(0, null), held: FREE, policy: 'keep' })).action, 'none');
   });
 });
+
+describe('decide: dcs-loss patroni (follow the local Patroni GET /primary while the DCS is unreachable)', () => {
+  const since = 10_000;
+  const MAX_AGE = 1800; // interval 1000 + timeout 800
+  const p = (over: Partial<DecideInput>): DecideInput => input({ policy: 'patroni', localPrimaryMaxAgeMs: MAX_AGE, view: lost(since, value(ME, 12_000)), held: HELD, ...over });
+  const cases: Array<[string, Partial<DecideInput>, string, string, number | null]> = [
+    ['/primary 200, fresh → hold past the lease deadline (failsafe keeps the primary)', { localPrimary: { ok: true, at: 60_000 }, now: 61_000 }, 'none', 'dcs-patroni-primary', 61_800],
+    ['/primary 200, VIP vanished → acquire again', { localPrimary: { ok: true, at: 60_000 }, now: 60_500, held: FREE }, 'acquire', 'dcs-patroni-primary', 61_800],
+    ['/primary 503 → release at once (no retry window, no lease)', { localPrimary: { ok: false, at: since + 1 }, now: since + 2 }, 'release', 'dcs-patroni-not-primary', null],
+    ['/primary 200 but older than one answer period → release', { localPrimary: { ok: true, at: 60_000 }, now: 61_800 }, 'release', 'dcs-patroni-not-primary', null],
+    ['no answer yet, within one answer period of the loss → keep', { localPrimary: null, now: since + 1000 }, 'none', 'dcs-patroni-waiting', since + MAX_AGE],
+    ['no answer yet, one answer period after the loss → release', { localPrimary: null, now: since + MAX_AGE }, 'release', 'dcs-patroni-not-primary', null],
+    ['last value named another node → release even if /primary is 200', { view: lost(since, value('node2')), localPrimary: { ok: true, at: since }, now: since + 1 }, 'release', 'dcs-lost-other', null],
+    ['not held, last value another node, /primary 200 → stay off', { view: lost(since, value('node2')), held: FREE, localPrimary: { ok: true, at: since }, now: since + 1 }, 'none', 'dcs-lost-other', null],
+  ];
+  for (const [name, over, action, cause, recheckAt] of cases) {
+    test(name, () => {
+      const d = decide(p(over));
+      assert.equal(d.action, action);
+      assert.equal(d.cause, cause);
+      assert.equal(d.recheckAt, recheckAt);
+    });
+  }
+  test('while the DCS answers, the local answer is ignored: the key decides (as today)', () => {
+    assert.equal(decide(p({ view: value('node2'), localPrimary: { ok: true, at: 999 } })).action, 'release');
+    assert.equal(decide(p({ view: value(ME), held: FREE, localPrimary: { ok: false, at: 999 } })).action, 'acquire');
+  });
+  test('while the DCS answers, a lease past its deadline does not release (Patroni, not the lease, decides on loss)', () => {
+    assert.equal(decide(p({ view: value(ME, 5000), now: 9000, localPrimary: null })).action, 'none');
+  });
+  test('restart during an outage: the VIP already here is kept while /primary says 200, dropped when not', () => {
+    const base = { view: null, startedAt: since } as const;
+    const kept = decide(p({ ...base, localPrimary: { ok: true, at: since + 100 }, now: since + 200 }));
+    assert.equal(kept.action, 'none');
+    assert.equal(kept.cause, 'startup-keep');
+    const dropped = decide(p({ ...base, localPrimary: { ok: false, at: since + 100 }, now: since + 200 }));
+    assert.equal(dropped.action, 'release');
+    assert.equal(dropped.cause, 'startup-lost');
+    assert.equal(decide(p({ ...base, held: FREE, localPrimary: { ok: true, at: since }, now: since + 1 })).action, 'none', 'never acquires before the DCS answered');
+  });
+});

@@ -1,6 +1,7 @@
 // The reconcile loop over fake edges: coalescing, latest-state-wins, drift, deadlines, stop.
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
+import type { LeaderView } from '../../src/dcs/source.js';
 import { Reconciler, type Transition } from '../../src/reconcile/loop.js';
 import { silentLogger } from '../../src/log.js';
 import { FakeManager, FakeSource, idle, settle, until } from './fakes.js';
@@ -228,5 +229,47 @@ describe('reconcile loop', () => {
       await idle(r);
       assert.equal(manager.held, !release, 'no action after stop');
     }
+  });
+});
+
+describe('reconcile loop: dcs-loss patroni', () => {
+  const unreachable = (since: number, value: string): LeaderView => ({
+    kind: 'unreachable', since, error: new Error('down'), failures: 1,
+    last: { kind: 'value', value, revision: '1', at: since - 1, leaseDeadline: since + 10 },
+  });
+
+  test('holds past the lease while the local answer is primary, releases at once when it is not, and ignores it while the DCS answers', async () => {
+    let now = 1000;
+    const { source, manager, r, transitions } = setup({ policy: 'patroni', localPrimaryMaxAgeMs: 1800, now: () => now });
+    await r.start();
+    r.setLocalPrimary({ ok: false, at: now });
+    source.value('me', now, now + 10);
+    await idle(r);
+    assert.equal(manager.held, true, 'the key decides while the DCS answers, whatever /primary says');
+    now = 2000;
+    r.setLocalPrimary({ ok: true, at: now });
+    source.emit(unreachable(now, 'me'));
+    await idle(r);
+    assert.equal(manager.held, true, 'kept: the local Patroni says primary (the lease deadline has passed)');
+    now = 2500;
+    r.setLocalPrimary({ ok: false, at: now });
+    await idle(r);
+    assert.equal(manager.held, false, 'released on the first answer that is not primary, without waiting for a timer');
+    assert.equal(transitions.at(-1)!.cause, 'dcs-patroni-not-primary');
+    await r.stop(true);
+  });
+
+  test('an answer that is not renewed stops counting after its age: the armed recheck releases', async () => {
+    const { source, manager, r, transitions } = setup({ policy: 'patroni', localPrimaryMaxAgeMs: 80 });
+    await r.start();
+    source.value('me');
+    await idle(r);
+    r.setLocalPrimary({ ok: true, at: performance.now() });
+    source.emit(unreachable(performance.now(), 'me'));
+    await idle(r);
+    assert.equal(manager.held, true);
+    await until('the release after 80 ms without a new answer', () => !manager.held, 2000);
+    assert.equal(transitions.at(-1)!.cause, 'dcs-patroni-not-primary');
+    await r.stop(true);
   });
 });
