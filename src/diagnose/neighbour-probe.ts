@@ -20,7 +20,7 @@ import koffi from 'koffi';
 import * as libc from '../net/libc.js';
 import { SyscallError } from '../net/errors.js';
 import {
-  ALL_NODES_IP, ETH_HLEN, ETH_P_ARP, ETH_P_IPV6, ETH_ZLEN, IPPROTO_ICMPV6, ND_HOP_LIMIT, icmpv6Checksum, parseAnnouncement,
+  ALL_NODES_IP, ETH_P_ARP, ETH_P_IPV6, ethernet, IPPROTO_ICMPV6, ND_HOP_LIMIT, icmpv6Checksum, parseAnnouncement,
 } from '../net/frames.js';
 import { sockaddrLl } from '../net/announce.js';
 import { formatIp, parseIp } from '../net/ip.js';
@@ -57,15 +57,6 @@ export interface ProbeResult {
   waitedMs: number;
 }
 
-function frame(dst: Buffer, src: Buffer, type: number, payload: Buffer): Buffer {
-  const f = Buffer.alloc(Math.max(ETH_ZLEN, ETH_HLEN + payload.length));
-  dst.copy(f, 0);
-  src.copy(f, 6);
-  f.writeUInt16BE(type, 12);
-  payload.copy(f, ETH_HLEN);
-  return f;
-}
-
 /** An ARP probe for `ip` (RFC 5227): a broadcast request with sender IP 0.0.0.0. */
 export function buildArpProbe(mac: Buffer, ip: string): Buffer {
   const target = parseIp(ip);
@@ -79,7 +70,7 @@ export function buildArpProbe(mac: Buffer, ip: string): Buffer {
   mac.copy(arp, 8);
   // sender IP (14..17) and target MAC (18..23) stay zero
   target.bytes.copy(arp, 24);
-  return frame(BROADCAST_MAC, mac, ETH_P_ARP, arp);
+  return ethernet(BROADCAST_MAC, mac, ETH_P_ARP, arp);
 }
 
 /** ff02::1:ffXX:XXXX, the solicited-node group of `ip` (RFC 4291 §2.7.1), and its MAC (RFC 2464 §7). */
@@ -106,7 +97,7 @@ export function buildDadSolicitation(mac: Buffer, ip: string): Buffer {
   ip6.writeUInt8(ND_HOP_LIMIT, 7);
   src.copy(ip6, 8);
   dst.ip.copy(ip6, 24);
-  return frame(dst.mac, mac, ETH_P_IPV6, Buffer.concat([ip6, icmp]));
+  return ethernet(dst.mac, mac, ETH_P_IPV6, Buffer.concat([ip6, icmp]));
 }
 
 /**

@@ -38,7 +38,8 @@ const ZERO_MAC = Buffer.alloc(6);
 export const ALL_NODES_MAC = Buffer.from([0x33, 0x33, 0x00, 0x00, 0x00, 0x01]);
 export const ALL_NODES_IP = parseIp('ff02::1').bytes;
 
-function ethernet(dst: Buffer, src: Buffer, type: number, payload: Buffer): Buffer {
+/** An Ethernet frame, padded to the minimum frame size. */
+export function ethernet(dst: Buffer, src: Buffer, type: number, payload: Buffer): Buffer {
   const f = Buffer.alloc(Math.max(ETH_ZLEN, ETH_HLEN + payload.length));
   dst.copy(f, 0);
   src.copy(f, 6);

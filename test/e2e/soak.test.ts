@@ -19,6 +19,8 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import type { Lease } from 'etcd3';
 import { PatroniBed, summarize, waitUntil, type DbNode } from '../harness/patroni.js';
+// Seeded, so a failing run can be replayed with VIP_SOAK_SEED.
+import { mulberry32 as prng } from '../harness/prng.js';
 
 const CHANGES = Number(process.env.VIP_SOAK_CHANGES ?? 10_000);
 const SEED = Number(process.env.VIP_SOAK_SEED ?? Date.now() % 2 ** 31);
@@ -40,17 +42,6 @@ const LIVE_HEAP_GROWTH_MAX_MB = 1;
 /** How long the VIP may take to settle after a burst (it takes milliseconds; this is slack for a loaded box). */
 const SETTLE_MS = 5000;
 
-/** mulberry32: a small seeded PRNG, so a failing run can be replayed with VIP_SOAK_SEED. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 function rssMb(pid: number): number {
   const m = /^VmRSS:\s+(\d+)\s+kB/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));

@@ -33,6 +33,8 @@ import { type IncomingMessage } from 'node:http';
 import { isIP } from 'node:net';
 import { type Clock } from '../../src/vip/hetzner-clock.js';
 import { type Deferred, type Fault, faultReply, type LoggedRequest, type Reply, StandinServer, type StandinTls } from './hetzner-standin-http.js';
+// A seeded generator gives the same switch durations on every run.
+import { mulberry32 } from '../harness/prng.js';
 
 export const ROBOT_DOC_LIMITS = { GET: 100, POST: 50, DELETE: 50 } as const;
 const HOUR = 3_600_000;
@@ -268,17 +270,6 @@ function alreadyRouted(f: RobotFailoverIp, message: string): Reply {
   return { status: 409, body: { error: { status: 409, code: 'FAILOVER_ALREADY_ROUTED', message }, ...(failoverBody(f) as object) } };
 }
 
-/** A small seeded generator: the same switch durations on every run. */
-function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 function failoverBody(f: RobotFailoverIp): unknown {
   return {
