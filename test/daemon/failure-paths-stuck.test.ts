@@ -16,7 +16,8 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { bindDatagramReceiver, type DatagramReceiver } from '../../src/net/unix-datagram.js';
+import { bindDatagramReceiver } from '../../src/net/unix-datagram.js';
+import { Inbox, type Datagram } from '../harness/notify-inbox.js';
 import { hasVip, type LogRecord } from '../harness/daemon.js';
 import { get } from '../ops-daemon/scrape.js';
 import { createBed, KEY, VIP4, type Bed } from './bed.js';
@@ -27,39 +28,6 @@ const PASS_STUCK_MS = 120_000;
 /** Pings every 500 ms (half of it, sd_watchdog_enabled(3)). */
 const WATCHDOG_USEC = 1_000_000;
 const PING_MS = WATCHDOG_USEC / 1000 / 2;
-
-interface Datagram {
-  text: string;
-  /** Date.now() when it was taken off the socket: comparable with the daemon's log `time`. */
-  at: number;
-}
-
-/** Every datagram on the socket as it arrives. */
-class Inbox {
-  readonly got: Datagram[] = [];
-  private open = true;
-  private readonly loop: Promise<void>;
-
-  constructor(private readonly r: DatagramReceiver) {
-    this.loop = this.run();
-  }
-
-  private async run(): Promise<void> {
-    while (this.open) {
-      try {
-        this.got.push({ text: (await this.r.next(250)).toString('utf8'), at: Date.now() });
-      } catch {
-        // a quiet quarter second, or close()
-      }
-    }
-  }
-
-  async close(): Promise<void> {
-    this.open = false;
-    this.r.close();
-    await this.loop;
-  }
-}
 
 const isWatchdog = (d: Datagram): boolean => d.text === 'WATCHDOG=1\n';
 
