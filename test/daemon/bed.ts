@@ -2,7 +2,7 @@
 // switch namespace on the LAN (203.0.113.1), and helpers to start vip-manager on the nodes.
 // The test process itself moves into the switch namespace so its etcd client reaches etcd.
 import type { Etcd3 } from 'etcd3';
-import { Daemon } from '../harness/daemon.js';
+import { Daemon, hasVip } from '../harness/daemon.js';
 import { enterNetns, leaveNetns } from '../harness/enter-netns.js';
 import { startEtcd, type EtcdServer, type StartEtcdOptions } from '../harness/etcd.js';
 import { createLan, type Lan, type LanHost } from '../harness/netns.js';
@@ -19,6 +19,12 @@ export interface Bed {
   etcd: EtcdServer;
   kv: Etcd3;
   daemons: Daemon[];
+  /**
+   * Kills every daemon and removes the VIPs (VIP4/24, VIP6/64) a killed holder or a test left on
+   * any host: the next test starts on a LAN where no host holds the address (the
+   * address-conflict alarm rightly reports one that does).
+   */
+  reset(): Promise<void>;
   /** Starts vip-manager on node i (0 or 1), named n1/n2, with extra flags. */
   start(i: 0 | 1, extra?: string[], opts?: StartOptions): Promise<Daemon>;
   dispose(): Promise<void>;
@@ -75,6 +81,12 @@ export async function createBed(etcdOpts: StartEtcdOptions = {}): Promise<Bed> {
       daemons.push(d);
       if (opts.waitReady !== false) await d.waitReady();
       return d;
+    },
+    async reset() {
+      await Promise.all(daemons.splice(0).map((d) => d.kill()));
+      for (const h of [...bed.nodes, bed.peer]) {
+        for (const cidr of [`${VIP4}/24`, `${VIP6}/64`]) if (hasVip(h.ns, cidr)) h.ns.ip('addr', 'del', cidr, 'dev', 'eth0');
+      }
     },
     async dispose() {
       await Promise.allSettled(daemons.map((d) => d.kill()));

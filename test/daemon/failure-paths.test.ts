@@ -40,9 +40,9 @@ describe('daemon: failure paths against a real etcd', { concurrency: false }, ()
   });
   afterEach(async () => {
     if (!bed) return;
-    await Promise.all(bed.daemons.splice(0).map((d) => d.kill()));
+    await bed.reset();
     const ns = bed.nodes[0].ns;
-    for (const cidr of [V4, `${VIP6}/64`, `${VIP6}/128`]) if (hasVip(ns, cidr)) ns.ip('addr', 'del', cidr, 'dev', 'eth0');
+    if (hasVip(ns, `${VIP6}/128`)) ns.ip('addr', 'del', `${VIP6}/128`, 'dev', 'eth0');
     try { ns.ip('link', 'del', 'vip0'); } catch { /* not made by this test */ }
   });
 

@@ -50,24 +50,12 @@ async function addressMonitor(bed: Bed, i: 0 | 1): Promise<AddressMonitor> {
   return { lines, child, sync };
 }
 
-/**
- * Kills every daemon and removes the VIPs a killed holder leaves behind: the next test's
- * daemons must start on a LAN where no host holds the address (the address-conflict alarm
- * rightly reports one that does).
- */
-async function stopAll(bed: Bed): Promise<void> {
-  await Promise.all(bed.daemons.splice(0).map((d) => d.kill()));
-  for (const node of bed.nodes) {
-    for (const cidr of [V4, V6]) if (hasVip(node.ns, cidr)) node.ns.ip('addr', 'del', cidr, 'dev', 'eth0');
-  }
-}
-
 describe('daemon: follows the etcd leader key', { concurrency: false }, () => {
   let bed: Bed;
   before(async () => { bed = await createBed(); });
   after(async () => { await bed?.dispose(); });
   // Every test starts from no daemons, whatever the previous one left behind.
-  afterEach(async () => { if (bed) await stopAll(bed); });
+  afterEach(async () => { if (bed) await bed.reset(); });
 
   test('absent → none; ours → VIP here only; other → moved; deleted → removed (IPv4)', async () => {
     await bed.kv.delete().key(KEY);
@@ -89,7 +77,7 @@ describe('daemon: follows the etcd leader key', { concurrency: false }, () => {
     // The log line follows the kernel change by a moment: wait for it rather than race it.
     await d1.waitForLog((t) => t.transition === 'release' && t.cause === 'key-other', 2000, 'n1 release (key-other)');
     await d2.waitForLog((t) => t.transition === 'release' && t.cause === 'key-absent', 2000, 'n2 release (key-absent)');
-    await stopAll(bed);
+    await bed.reset();
   });
 
   test('IPv6 VIP follows the key', async () => {
@@ -101,7 +89,7 @@ describe('daemon: follows the etcd leader key', { concurrency: false }, () => {
     await eventually('IPv6 VIP moved to n2', () => hasVip(bed.nodes[1].ns, V6) && !hasVip(bed.nodes[0].ns, V6), 2000);
     await bed.kv.delete().key(KEY);
     await eventually('IPv6 VIP removed', () => !hasVip(bed.nodes[1].ns, V6), 2000);
-    await stopAll(bed);
+    await bed.reset();
   });
 
   test('restart on the holder: the address is never removed (SIGKILL, and SIGTERM with release-on-stop false)', async () => {
@@ -131,7 +119,7 @@ describe('daemon: follows the etcd leader key', { concurrency: false }, () => {
     assert.deepEqual(removals, [], 'restart with release-on-stop false then start: no removal');
     // And across the SIGKILL restart before: exactly one removal, the one from SIGTERM.
     assert.equal(mon.lines.slice(0, mark).filter((l) => l.startsWith('Deleted') && l.includes(VIP4)).length, 1);
-    await stopAll(bed);
+    await bed.reset();
   });
 
   test('restart on the holder with a leased key (as Patroni\'s is): never removed, even before the lease is queried', async () => {
@@ -204,7 +192,7 @@ describe('daemon: follows the etcd leader key', { concurrency: false }, () => {
 
     bed.nodes[1].ns.ip('addr', 'add', V4, 'dev', 'eth0');
     await eventually('stray VIP on n2 removed', () => !hasVip(bed.nodes[1].ns, V4), 1000, 2);
-    await stopAll(bed);
+    await bed.reset();
   });
 
   test('IPv6 VIP lost with the link (keep_addr_on_down=0) is restored when it comes back', async () => {
@@ -215,7 +203,7 @@ describe('daemon: follows the etcd leader key', { concurrency: false }, () => {
     await eventually('IPv6 VIP gone with the link', () => !hasVip(bed.nodes[0].ns, V6), 1000, 2);
     bed.nodes[0].ns.ip('link', 'set', 'eth0', 'up');
     await eventually('IPv6 VIP restored', () => hasVip(bed.nodes[0].ns, V6), 1000, 2);
-    await stopAll(bed);
+    await bed.reset();
   });
 
   test('1,000 changes of the key in a burst: the final state is right and reached promptly', async (t) => {
@@ -243,7 +231,7 @@ describe('daemon: follows the etcd leader key', { concurrency: false }, () => {
     // (how soon etcd delivers it under load is not; 0.1-2.6 s measured). Measured 45-310 ms on
     // this machine with two other test files running; the bound is over 5x that.
     assert.ok(settled < 2000, `final state reached ${settled.toFixed(0)} ms after both daemons saw the last revision`);
-    await stopAll(bed);
+    await bed.reset();
   });
 
   test('unprivileged (user nobody, only CAP_NET_ADMIN + CAP_NET_RAW): follows the key, restores drift, releases on SIGTERM', async () => {
@@ -260,7 +248,7 @@ describe('daemon: follows the etcd leader key', { concurrency: false }, () => {
     assert.equal((await d2.waitExit()).code, 0);
     assert.equal(hasVip(bed.nodes[1].ns, V4), false);
     assert.ok(!d1.logs.some((r) => r.level >= 50), `no errors: ${d1.transcript()}`);
-    await stopAll(bed);
+    await bed.reset();
   });
 
   test('without capabilities the daemon stops with exit 1 and an error naming CAP_NET_ADMIN', async () => {

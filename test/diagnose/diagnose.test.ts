@@ -74,10 +74,7 @@ describe('vip-manager --diagnose', { concurrency: false }, () => {
   after(async () => { await bed?.dispose(); });
   afterEach(async () => {
     if (!bed) return;
-    await Promise.all(bed.daemons.splice(0).map((d) => d.kill()));
-    for (const h of [n1, n2, peer]) {
-      for (const cidr of [V4, V6]) if (hasVip(h.ns, cidr)) h.ns.ip('addr', 'del', cidr, 'dev', 'eth0');
-    }
+    await bed.reset();
     await bed.kv.delete().prefix('/service/test/');
   });
 

@@ -54,9 +54,8 @@ describe('hooks in the daemon', { concurrency: false }, () => {
   });
   afterEach(async () => {
     if (!bed) return;
-    await Promise.all(bed.daemons.splice(0).map((d) => d.kill()));
     // A killed daemon leaves the VIP behind; the next test must see a real acquire.
-    if (hasVip(bed.nodes[0].ns, V4)) bed.nodes[0].ns.ip('addr', 'del', V4, 'dev', 'eth0');
+    await bed.reset();
   });
 
   /** A fresh output directory, writable by the hook whatever user it runs as. */

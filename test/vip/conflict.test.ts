@@ -63,10 +63,7 @@ describe('address-conflict alarm', { concurrency: false }, () => {
   after(async () => { await bed?.dispose(); });
   afterEach(async () => {
     if (!bed) return;
-    await Promise.all(bed.daemons.splice(0).map((d) => d.kill()));
-    for (const cidr of [`${VIP4}/24`, `${VIP6}/64`]) {
-      for (const h of [bed.peer, ...bed.nodes]) if (hasVip(h.ns, cidr)) h.ns.ip('addr', 'del', cidr, 'dev', 'eth0');
-    }
+    await bed.reset();
     await bed.kv.delete().key(KEY);
   });
 
