@@ -3,8 +3,8 @@
 // and what one lease query costs (the source makes one per lease-check-interval while a leased
 // key is held). Starts its own etcd on a free loopback port and removes it. Takes about 10 s.
 import { performance } from 'node:perf_hooks';
-import { EtcdLeaderSource } from '../src/dcs/etcd.js';
-import type { LeaderView } from '../src/dcs/source.js';
+import { EtcdLeaderSource } from '../src/dcs/etcd/source.js';
+import type { LeaderView } from '../src/reconcile/ports.js';
 import { silentLogger } from '../src/log.js';
 import { startEtcd } from '../test/harness/etcd.js';
 

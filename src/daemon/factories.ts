@@ -2,17 +2,61 @@
 // only when configured: an etcd daemon never loads the Consul, Patroni or Hetzner code, which
 // would only add start-up time and resident memory to a process that runs for months.
 import type { Config } from '../config/schema.js';
-import type { LeaderSource } from '../dcs/source.js';
+import type { ConsulSourceOptions } from '../dcs/consul/source.js';
+import type { EtcdSourceOptions } from '../dcs/etcd/source.js';
+import type { PatroniSourceOptions } from '../dcs/patroni/rest-source.js';
 import type { Logger } from '../log.js';
 import type { Metrics } from '../ops/metrics.js';
-import type { VipManager } from '../vip/manager.js';
+import type { LeaderSource, VipManager } from '../reconcile/ports.js';
 
 export async function createLeaderSource(cfg: Config, log: Logger): Promise<LeaderSource> {
   switch (cfg['dcs-type']) {
-    case 'etcd': return (await import('../dcs/etcd.js')).createEtcdSource(cfg, log);
-    case 'consul': return (await import('../dcs/consul.js')).createConsulSource(cfg, log);
-    case 'patroni': return (await import('../dcs/patroni.js')).createPatroniSource(cfg, log);
+    case 'etcd': return new (await import('../dcs/etcd/source.js')).EtcdLeaderSource(etcdSourceOptions(cfg), log);
+    case 'consul': return new (await import('../dcs/consul/source.js')).ConsulLeaderSource(consulSourceOptions(cfg, log));
+    case 'patroni': return new (await import('../dcs/patroni/rest-source.js')).PatroniLeaderSource(patroniSourceOptions(cfg, log));
   }
+}
+
+/** The etcd source's settings from the configuration (the source never sees the whole Config). */
+export function etcdSourceOptions(cfg: Config): EtcdSourceOptions {
+  return {
+    endpoints: cfg['dcs-endpoints'],
+    triggerKey: cfg['trigger-key'],
+    user: cfg['etcd-user'],
+    password: cfg['etcd-password'],
+    caFile: cfg['etcd-ca-file'],
+    certFile: cfg['etcd-cert-file'],
+    keyFile: cfg['etcd-key-file'],
+    retryAfter: cfg['retry-after'],
+    retryNum: cfg['retry-num'],
+    leaseCheckInterval: cfg['lease-check-interval'],
+  };
+}
+
+export function consulSourceOptions(cfg: Config, log: Logger): ConsulSourceOptions {
+  return {
+    endpoints: cfg['dcs-endpoints'],
+    triggerKey: cfg['trigger-key'],
+    token: cfg['consul-token'],
+    // The original's Consul client trusts the system roots only; the CA file is added to them.
+    tls: { caFile: cfg['etcd-ca-file'], certFile: cfg['etcd-cert-file'], keyFile: cfg['etcd-key-file'], alsoDefaultRoots: true },
+    intervalMs: cfg.interval,
+    retryAfterMs: cfg['retry-after'],
+    retryNum: cfg['retry-num'],
+    log: log.child({ dcs: 'consul' }),
+  };
+}
+
+export function patroniSourceOptions(cfg: Config, log: Logger): PatroniSourceOptions {
+  return {
+    endpoints: cfg['dcs-endpoints'],
+    triggerKey: cfg['trigger-key'],
+    tls: { caFile: cfg['etcd-ca-file'], certFile: cfg['etcd-cert-file'], keyFile: cfg['etcd-key-file'] },
+    intervalMs: cfg.interval,
+    retryAfterMs: cfg['retry-after'],
+    retryNum: cfg['retry-num'],
+    log: log.child({ dcs: 'patroni' }),
+  };
 }
 
 export async function createVipManager(cfg: Config, log: Logger, metrics: Metrics): Promise<VipManager> {
@@ -30,11 +74,11 @@ export async function createVipManager(cfg: Config, log: Logger, metrics: Metric
       return manager;
     }
     case 'hetzner': {
-      const [{ createHetznerRobotManager }, { kernelAddresses }] = await Promise.all([import('../vip/hetzner-robot.js'), import('../vip/kernel-addresses.js')]);
+      const [{ createHetznerRobotManager }, { kernelAddresses }] = await Promise.all([import('../vip/hetzner/robot.js'), import('../vip/kernel-addresses.js')]);
       return createHetznerRobotManager(cfg, kernelAddresses(cfg.interface), log);
     }
     case 'hetzner-cloud': {
-      const [{ createHetznerCloudManager }, { kernelAddresses }] = await Promise.all([import('../vip/hetzner-cloud.js'), import('../vip/kernel-addresses.js')]);
+      const [{ createHetznerCloudManager }, { kernelAddresses }] = await Promise.all([import('../vip/hetzner/cloud.js'), import('../vip/kernel-addresses.js')]);
       return createHetznerCloudManager(cfg, kernelAddresses(cfg.interface), log);
     }
   }
@@ -43,7 +87,7 @@ export async function createVipManager(cfg: Config, log: Logger, metrics: Metric
 /** dcs-loss patroni only: the poller of this node's Patroni REST API (GET /primary). */
 export async function createLocalPrimaryPoller(cfg: Config, log: Logger) {
   if (cfg['dcs-loss'] !== 'patroni') return null;
-  const [{ PatroniLocalPrimary }, { registerBasicAuth }] = await Promise.all([import('../dcs/patroni-local.js'), import('../ops/redact.js')]);
+  const [{ PatroniLocalPrimary }, { registerBasicAuth }] = await Promise.all([import('../dcs/patroni/local-primary.js'), import('../ops/redact.js')]);
   const user = cfg['patroni-api-user'];
   const password = cfg['patroni-api-password'];
   if (user !== undefined && password !== undefined) registerBasicAuth(user, password);

@@ -18,7 +18,7 @@ import { Reconciler, type Transition } from '../reconcile/loop.js';
 import { buildInfo, runtimeInfo } from '../version.js';
 import { wakeups } from '../wakeups.js';
 import type { HookQueue } from '../hooks/runner.js';
-import type { VipManager } from '../vip/manager.js';
+import type { VipManager } from '../reconcile/ports.js';
 import { createLeaderSource, createLocalPrimaryPoller, createVipManager } from './factories.js';
 import { installSignalHandlers } from './signals.js';
 import { StatusBoard } from './status.js';

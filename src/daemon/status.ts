@@ -5,11 +5,11 @@
 // bounded display (leader-value.ts), every other free text is cut (safeText), and the history
 // keeps HISTORY transitions, so the document stays a few tens of KB whatever the DCS holds.
 import type { Config } from '../config/schema.js';
-import { displayText, namesThisNode } from '../dcs/leader-value.js';
-import type { LeaderView } from '../dcs/source.js';
+import { displayText } from '../dcs/leader-value.js';
+import { namesThisNode } from '../reconcile/decide.js';
+import type { HolderState, LeaderView } from '../reconcile/ports.js';
 import { safeText } from '../ops/redact.js';
 import type { Transition } from '../reconcile/loop.js';
-import type { HolderState } from '../vip/manager.js';
 import { runtimeInfo, type BuildInfo } from '../version.js';
 
 /** Transitions kept for /status: enough to see a flapping leader, small enough to read. */

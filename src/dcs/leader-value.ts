@@ -5,7 +5,7 @@
 // line and /status document that mentions it.
 import { createHash } from 'node:crypto';
 import { isUtf8 } from 'node:buffer';
-import type { LeaderValue } from './source.js';
+import type { LeaderValue } from '../reconcile/ports.js';
 
 /** Characters of a value shown as is; a longer (or not valid UTF-8) value is summarised. */
 export const DISPLAY_CHARS = 64;
@@ -49,19 +49,6 @@ export function leaderValue(bytes: Uint8Array | null, revision: string, at: numb
   return { kind: 'value', value: bytes === null ? null : displayValue(bytes), bytes, revision, at, leaseDeadline };
 }
 
-/**
- * Whether the view names this node: its bytes equal trigger-value's UTF-8 bytes exactly. A value
- * that is not valid UTF-8 never does (trigger-value is text, refused by the config when it is not
- * valid UTF-8). Views without `bytes` (Patroni's status code, test fakes) compare their text.
- */
-export function namesThisNode(v: LeaderValue, triggerValue: string): boolean {
-  if (v.bytes === undefined) return v.value !== null && v.value === triggerValue;
-  if (v.bytes === null) return false;
-  const want = Buffer.from(triggerValue, 'utf8');
-  // A lone surrogate would be encoded as U+FFFD's bytes and match a value holding U+FFFD.
-  if (want.toString('utf8') !== triggerValue) return false;
-  return want.length === v.bytes.byteLength && want.equals(v.bytes);
-}
 
 /** Same bytes (both absent counts as same). */
 export function sameBytes(a: Uint8Array | null | undefined, b: Uint8Array | null | undefined): boolean {

@@ -4,7 +4,7 @@
 // when they change (or after an outage), so a poll or a blocking query that returns the same
 // thing does not wake the reconciler; every failed attempt is reported, because the
 // reconciler's release policy counts them.
-import type { LeaderUnreachable, LeaderValue, LeaderView } from './source.js';
+import type { LeaderUnreachable, LeaderValue, LeaderView } from '../reconcile/ports.js';
 
 export interface TrackResult {
   /** Whether a view was emitted. */

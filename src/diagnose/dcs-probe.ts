@@ -10,10 +10,10 @@ import { membersPrefix } from './checks.js';
 
 // The DCS client code is loaded for the configured dcs-type only, as the daemon does
 // (daemon/factories.ts): etcd3 and gRPC alone take most of a start-up.
-const etcdModules = () => Promise.all([import('../dcs/etcd-client.js'), import('../dcs/etcd-errors.js'), import('../dcs/http-client.js')]);
+const etcdModules = () => Promise.all([import('../dcs/etcd/client.js'), import('../dcs/etcd/errors.js'), import('../dcs/http-client.js')]);
 const httpModules = () => Promise.all([
-  import('../dcs/http-client.js'), import('../dcs/consul-errors.js'), import('../dcs/consul-kv.js'), import('../dcs/consul-timing.js'),
-  import('../dcs/patroni.js'), import('../log.js'),
+  import('../dcs/http-client.js'), import('../dcs/consul/errors.js'), import('../dcs/consul/kv.js'), import('../dcs/consul/timing.js'),
+  import('../dcs/patroni/rest-source.js'), import('../log.js'),
 ]);
 
 /** Member names listed at most (a members directory holds one key per cluster member). */

@@ -11,7 +11,8 @@
 import { EXIT_CONFIG } from '../config/errors.js';
 import type { LoadedConfig } from '../config/load.js';
 import type { Config } from '../config/schema.js';
-import { displayText, displayValue, leaderValue, namesThisNode } from '../dcs/leader-value.js';
+import { displayText, displayValue, leaderValue } from '../dcs/leader-value.js';
+import { namesThisNode } from '../reconcile/decide.js';
 import { closeRouteSocket } from '../net/netlink.js';
 import { NetError } from '../net/errors.js';
 import { parseIp } from '../net/ip.js';

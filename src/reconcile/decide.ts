@@ -1,9 +1,21 @@
 // The reconciler's core: one pure function from what the DCS says, what the kernel (or API)
 // shows, the DCS-loss policy and the time, to what to do now. No I/O, no clock of its own:
 // everything it needs is in its input, so every rule below is tested without sockets.
-import { namesThisNode } from '../dcs/leader-value.js';
-import type { LeaderValue, LeaderView } from '../dcs/source.js';
-import type { HolderState } from '../vip/manager.js';
+import type { HolderState, LeaderValue, LeaderView } from './ports.js';
+
+/**
+ * Whether the view names this node: its bytes equal trigger-value's UTF-8 bytes exactly. A value
+ * that is not valid UTF-8 never does (trigger-value is text, refused by the config when it is not
+ * valid UTF-8). Views without `bytes` (Patroni's status code, test fakes) compare their text.
+ */
+export function namesThisNode(v: LeaderValue, triggerValue: string): boolean {
+  if (v.bytes === undefined) return v.value !== null && v.value === triggerValue;
+  if (v.bytes === null) return false;
+  const want = Buffer.from(triggerValue, 'utf8');
+  // A lone surrogate would be encoded as U+FFFD's bytes and match a value holding U+FFFD.
+  if (want.toString('utf8') !== triggerValue) return false;
+  return want.length === v.bytes.byteLength && want.equals(v.bytes);
+}
 
 export type DcsLossPolicy = 'hold-lease' | 'release' | 'keep' | 'patroni';
 

@@ -3,9 +3,9 @@
 // more pass that sees only the latest state, so a stale transition is never applied.
 import { performance } from 'node:perf_hooks';
 import { Backoff } from '../backoff.js';
-import type { LeaderView, LeaderSource } from '../dcs/source.js';
+import type { LeaderView, LeaderSource } from './ports.js';
 import type { Logger } from '../log.js';
-import type { HolderState, VipManager } from '../vip/manager.js';
+import type { HolderState, VipManager } from './ports.js';
 import { decide, type Action, type Cause, type Decision, type DcsLossPolicy, type LocalPrimary } from './decide.js';
 
 /** The longest delay setTimeout honours (a signed 32-bit ms count, about 24.8 days). */

@@ -4,7 +4,7 @@
 // CAP_NET_RAW, not root, and it learns of changes made behind its back (`ip addr del`, ifdown)
 // from kernel events within milliseconds instead of at the next poll.
 import type { Logger } from 'pino';
-import type { HolderState, VipManager } from './manager.js';
+import type { HolderState, VipManager } from '../reconcile/ports.js';
 import { ensureAddress, ensureNoAddress, hasAddress, listAddresses } from '../net/addresses.js';
 import { announce as sendRound, closeAnnouncer } from '../net/announce.js';
 import { NetError, NoLinkLayerAddressError } from '../net/errors.js';

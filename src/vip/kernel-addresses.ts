@@ -2,7 +2,7 @@
 // layer: the interface's primary IPv4 and adding/removing the floating IP on the interface.
 import { ensureAddress, ensureNoAddress, hasAddress, primaryIPv4 } from '../net/addresses.js';
 import { findInterface, lookupInterface } from '../net/links.js';
-import type { LocalAddresses } from './hetzner-local.js';
+import type { LocalAddresses } from './hetzner/local.js';
 
 export function kernelAddresses(ifname: string | undefined): LocalAddresses {
   const index = () => {

@@ -1,7 +1,7 @@
 // Shared by the Consul and Patroni source tests: collect views, wait for one, capture logs.
 import { Writable } from 'node:stream';
 import { createLogger, type Logger } from '../../src/log.js';
-import type { LeaderSource, LeaderView } from '../../src/dcs/source.js';
+import type { LeaderSource, LeaderView } from '../../src/reconcile/ports.js';
 
 export interface ViewLog {
   readonly views: LeaderView[];

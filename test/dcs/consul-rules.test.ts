@@ -1,10 +1,10 @@
 // Consul's documented blocking-query rules and KV answer decoding, without a server.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { ConsulAclError, ConsulResponseError } from '../../src/dcs/consul-errors.js';
-import { nextIndex, TokenBucket } from '../../src/dcs/consul-index.js';
-import { interpretKvAnswer, kvLocation, parseIndexHeader } from '../../src/dcs/consul-kv.js';
-import { blockingTimeoutMs, blockingWaitMs, leaderCheckPeriodMs, leaderCheckTimeoutMs } from '../../src/dcs/consul-timing.js';
+import { ConsulAclError, ConsulResponseError } from '../../src/dcs/consul/errors.js';
+import { nextIndex, TokenBucket } from '../../src/dcs/consul/blocking-index.js';
+import { interpretKvAnswer, kvLocation, parseIndexHeader } from '../../src/dcs/consul/kv.js';
+import { blockingTimeoutMs, blockingWaitMs, leaderCheckPeriodMs, leaderCheckTimeoutMs } from '../../src/dcs/consul/timing.js';
 import { effectiveWaitMs } from '../standins/consul.js';
 import type { HttpAnswer } from '../../src/dcs/http-client.js';
 

@@ -1,15 +1,16 @@
 // The Consul leader source against the Consul stand-in (a real HTTP server on loopback that
 // follows Consul's HTTP API documentation; see test/standins/consul.ts).
+import { consulSourceOptions } from '../../src/daemon/factories.js';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import http from 'node:http';
 import { after, describe as suite, test } from 'node:test';
 import type { Config } from '../../src/config/schema.js';
-import { CHURN_BURST, CHURN_REFILL_MS } from '../../src/dcs/consul-index.js';
-import { ConsulAclError, ConsulLeaderCheckError } from '../../src/dcs/consul-errors.js';
-import { ConsulLeaderSource, createConsulSource, type ConsulSourceOptions } from '../../src/dcs/consul.js';
+import { CHURN_BURST, CHURN_REFILL_MS } from '../../src/dcs/consul/blocking-index.js';
+import { ConsulAclError, ConsulLeaderCheckError } from '../../src/dcs/consul/errors.js';
+import { ConsulLeaderSource, type ConsulSourceOptions } from '../../src/dcs/consul/source.js';
 import { silentLogger } from '../../src/log.js';
-import type { LeaderUnreachable, LeaderValue } from '../../src/dcs/source.js';
+import type { LeaderUnreachable, LeaderValue } from '../../src/reconcile/ports.js';
 import { createPki } from '../harness/tls.js';
 import { ConsulStandin, type ConsulStandinOptions } from '../standins/consul.js';
 import { captureLog, collectViews, isUnreachable, isValue, sleep } from './consul-helpers.js';
@@ -507,7 +508,7 @@ suite('Consul leader source', () => {
     assert.ok(performance.now() - t0 < 500);
   });
 
-  test('createConsulSource reads the configuration keys', async () => {
+  test('consulSourceOptions reads the configuration keys', async () => {
     const c = await standin({ token: 't' });
     c.put(KEY, 'node9');
     const cfg = {
@@ -515,7 +516,7 @@ suite('Consul leader source', () => {
       interval: 1000, 'retry-after': 250, 'retry-num': 3,
       'etcd-ca-file': undefined, 'etcd-cert-file': undefined, 'etcd-key-file': undefined,
     } as unknown as Config;
-    const src = createConsulSource(cfg, silentLogger());
+    const src = new ConsulLeaderSource(consulSourceOptions(cfg, silentLogger()));
     sources.push(src);
     assert.equal(src.kind, 'consul');
     const v = collectViews(src);

@@ -3,11 +3,11 @@
 // unreadable certificate files.
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { EtcdLeaderSource, type EtcdSourceOptions } from '../../src/dcs/etcd.js';
-import { EtcdConfigFileError } from '../../src/dcs/etcd-client.js';
-import { EtcdSourceError } from '../../src/dcs/etcd-errors.js';
+import { EtcdLeaderSource, type EtcdSourceOptions } from '../../src/dcs/etcd/source.js';
+import { EtcdConfigFileError } from '../../src/dcs/etcd/client.js';
+import { EtcdSourceError } from '../../src/dcs/etcd/errors.js';
 import { silentLogger } from '../../src/log.js';
-import type { LeaderUnreachable } from '../../src/dcs/source.js';
+import type { LeaderUnreachable } from '../../src/reconcile/ports.js';
 import { startEtcd, type EtcdServer } from '../harness/etcd.js';
 import { createPki, type TestPki } from '../harness/tls.js';
 import { isUnreachable, isValue, ViewLog } from './etcd-views.js';

@@ -3,7 +3,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
-import type { EtcdSourceOptions } from '../../src/dcs/etcd.js';
+import type { EtcdSourceOptions } from '../../src/dcs/etcd/source.js';
 import type { Netns } from '../harness/netns.js';
 import type { ChildLine } from './etcd-child.js';
 

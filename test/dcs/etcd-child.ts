@@ -4,9 +4,9 @@
 // process exit. A line "close" on stdin (or SIGTERM) closes the source; nothing else keeps the
 // process alive, so it must then exit by itself.
 import { performance } from 'node:perf_hooks';
-import { EtcdLeaderSource, type EtcdSourceOptions } from '../../src/dcs/etcd.js';
+import { EtcdLeaderSource, type EtcdSourceOptions } from '../../src/dcs/etcd/source.js';
 import { silentLogger } from '../../src/log.js';
-import type { LeaderView } from '../../src/dcs/source.js';
+import type { LeaderView } from '../../src/reconcile/ports.js';
 
 export interface ChildLine {
   t: number;

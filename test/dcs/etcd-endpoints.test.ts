@@ -3,7 +3,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { GRPCUnavailableError } from 'etcd3';
-import { ENDPOINT_AVOID_MS, EndpointHealth, endpointOf } from '../../src/dcs/etcd-endpoints.js';
+import { ENDPOINT_AVOID_MS, EndpointHealth, endpointOf } from '../../src/dcs/etcd/endpoints.js';
 
 const [A, B, C] = ['http://192.0.2.1:2379', 'http://192.0.2.2:2379', 'http://192.0.2.3:2379'] as const;
 

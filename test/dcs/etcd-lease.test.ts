@@ -3,8 +3,8 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { EtcdAuthenticationFailedError, GRPCUnavailableError } from 'etcd3';
-import { LeaseTracker, NO_LEASE, leaseDeadline } from '../../src/dcs/etcd-lease.js';
-import { describeEtcdError } from '../../src/dcs/etcd-errors.js';
+import { LeaseTracker, NO_LEASE, leaseDeadline } from '../../src/dcs/etcd/lease.js';
+import { describeEtcdError } from '../../src/dcs/etcd/errors.js';
 import { sleep } from './etcd-views.js';
 
 /**

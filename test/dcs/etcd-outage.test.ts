@@ -3,10 +3,10 @@
 import assert from 'node:assert/strict';
 import { after, afterEach, describe, it } from 'node:test';
 import { performance } from 'node:perf_hooks';
-import { EtcdLeaderSource, type EtcdSourceOptions } from '../../src/dcs/etcd.js';
-import { KEEPALIVE_TIME_MS, KEEPALIVE_TIMEOUT_MS, REQUEST_TIMEOUT_MS } from '../../src/dcs/etcd-client.js';
+import { EtcdLeaderSource, type EtcdSourceOptions } from '../../src/dcs/etcd/source.js';
+import { KEEPALIVE_TIME_MS, KEEPALIVE_TIMEOUT_MS, REQUEST_TIMEOUT_MS } from '../../src/dcs/etcd/client.js';
 import { silentLogger } from '../../src/log.js';
-import type { LeaderUnreachable, LeaderValue } from '../../src/dcs/source.js';
+import type { LeaderUnreachable, LeaderValue } from '../../src/reconcile/ports.js';
 import { startEtcd, type EtcdServer } from '../harness/etcd.js';
 import { startEtcdProxy, type EtcdProxy } from '../harness/etcd-proxy.js';
 import { isUnreachable, isValue, sleep, ViewLog } from './etcd-views.js';

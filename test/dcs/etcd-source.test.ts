@@ -3,10 +3,10 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { performance } from 'node:perf_hooks';
-import { EtcdLeaderSource, type EtcdSourceOptions } from '../../src/dcs/etcd.js';
-import { KEEPALIVE_TIME_MS } from '../../src/dcs/etcd-client.js';
+import { EtcdLeaderSource, type EtcdSourceOptions } from '../../src/dcs/etcd/source.js';
+import { KEEPALIVE_TIME_MS } from '../../src/dcs/etcd/client.js';
 import { silentLogger } from '../../src/log.js';
-import type { LeaderValue } from '../../src/dcs/source.js';
+import type { LeaderValue } from '../../src/reconcile/ports.js';
 import { freePort, startEtcd, type EtcdServer } from '../harness/etcd.js';
 import { ChildSource } from './etcd-child-driver.js';
 import { isValue, sleep, ViewLog } from './etcd-views.js';

@@ -1,11 +1,11 @@
-// The silent-peer watch of etcd connections (src/dcs/etcd-tcp.ts): every connection the etcd
+// The silent-peer watch of etcd connections (src/dcs/etcd/tcp.ts): every connection the etcd
 // client opens, plain and TLS, gets 1 s kernel keepalive probes and is tracked; TCP_INFO reads
 // what the kernel knows. (Detection itself, against a real partition: etcd-silent-partition.test.ts.)
 import assert from 'node:assert/strict';
 import net from 'node:net';
 import { after, before, describe, it } from 'node:test';
-import { buildEtcdClient } from '../../src/dcs/etcd-client.js';
-import { KEEPALIVE_COUNT, KEEPALIVE_PROBE_S, silentForMs } from '../../src/dcs/etcd-tcp.js';
+import { buildEtcdClient } from '../../src/dcs/etcd/client.js';
+import { KEEPALIVE_COUNT, KEEPALIVE_PROBE_S, silentForMs } from '../../src/dcs/etcd/tcp.js';
 import { getsockoptInt } from '../../src/net/libc.js';
 import { startEtcd, type EtcdServer } from '../harness/etcd.js';
 import { createPki, type TestPki } from '../harness/tls.js';

@@ -1,7 +1,7 @@
 // Test helper: records the views a leader source emits (with the monotonic time they arrived)
 // and waits for one matching a predicate, failing with the recent history when it never comes.
 import { performance } from 'node:perf_hooks';
-import type { LeaderView } from '../../src/dcs/source.js';
+import type { LeaderView } from '../../src/reconcile/ports.js';
 
 export interface Seen {
   readonly view: LeaderView;

@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { EventEmitter } from 'node:events';
 import { describe, it } from 'node:test';
 import type { Etcd3 } from 'etcd3';
-import { KeyWatch, WATCH_CREATE_TIMEOUT_MS, type KeyEvent } from '../../src/dcs/etcd-watch.js';
+import { KeyWatch, WATCH_CREATE_TIMEOUT_MS, type KeyEvent } from '../../src/dcs/etcd/watch.js';
 import { sleep } from './etcd-views.js';
 
 class FakeWatcher extends EventEmitter {

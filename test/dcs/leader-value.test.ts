@@ -2,7 +2,8 @@
 // what logs and /status show. And the secret registry every outgoing string passes through.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { DISPLAY_CHARS, DISPLAY_MAX_CHARS, displayText, displayValue, leaderValue, namesThisNode, sameBytes } from '../../src/dcs/leader-value.js';
+import { DISPLAY_CHARS, DISPLAY_MAX_CHARS, displayText, displayValue, leaderValue, sameBytes } from '../../src/dcs/leader-value.js';
+import { namesThisNode } from '../../src/reconcile/decide.js';
 import { clearSecrets, MASK, registerBasicAuth, registerConfigSecrets, registerSecrets, safeText, scrubLogLine, scrubSecrets, toSafeJson } from '../../src/ops/redact.js';
 import type { Config } from '../../src/config/schema.js';
 

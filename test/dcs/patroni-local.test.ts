@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { after, describe, test } from 'node:test';
-import { isRunningPrimary, PatroniLocalPrimary, statusFields, type LocalPrimaryAnswer } from '../../src/dcs/patroni-local.js';
+import { isRunningPrimary, PatroniLocalPrimary, statusFields, type LocalPrimaryAnswer } from '../../src/dcs/patroni/local-primary.js';
 import { silentLogger } from '../../src/log.js';
 
 interface Fake { url: string; status: number; body: string; hang: boolean; requests: Array<{ path: string; auth: string | undefined; t: number }> }

@@ -1,5 +1,6 @@
 // The Patroni REST leader source (and the shared HTTP client under it) against real HTTP and
 // HTTPS servers on loopback.
+import { patroniSourceOptions } from '../../src/daemon/factories.js';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import http from 'node:http';
@@ -8,8 +9,8 @@ import type { AddressInfo } from 'node:net';
 import { after, before, describe as suite, test } from 'node:test';
 import type { Config } from '../../src/config/schema.js';
 import { AllEndpointsFailedError, DcsTlsConfigError, EndpointError, joinUrl } from '../../src/dcs/http-client.js';
-import { createPatroniSource, PatroniLeaderSource, patroniTimeoutMs, type PatroniSourceOptions } from '../../src/dcs/patroni.js';
-import type { LeaderUnreachable } from '../../src/dcs/source.js';
+import { PatroniLeaderSource, patroniTimeoutMs, type PatroniSourceOptions } from '../../src/dcs/patroni/rest-source.js';
+import type { LeaderUnreachable } from '../../src/reconcile/ports.js';
 import { silentLogger } from '../../src/log.js';
 import { createPki, type TestPki } from '../harness/tls.js';
 import { collectViews, isUnreachable, isValue, sleep } from './consul-helpers.js';
@@ -185,14 +186,14 @@ suite('Patroni REST leader source', () => {
     });
   });
 
-  test('createPatroniSource reads the configuration keys; close() is prompt', async () => {
+  test('patroniSourceOptions reads the configuration keys; close() is prompt', async () => {
     const p = await fakePatroni();
     const cfg = {
       'dcs-type': 'patroni', 'dcs-endpoints': [p.url], 'trigger-key': '/leader', 'trigger-value': '200',
       interval: 1000, 'retry-after': 250, 'retry-num': 3,
       'etcd-ca-file': undefined, 'etcd-cert-file': undefined, 'etcd-key-file': undefined,
     } as unknown as Config;
-    const src = createPatroniSource(cfg, silentLogger());
+    const src = new PatroniLeaderSource(patroniSourceOptions(cfg, silentLogger()));
     assert.equal(src.kind, 'patroni');
     const v = collectViews(src);
     await v.waitFor(isValue('200'), 2000);

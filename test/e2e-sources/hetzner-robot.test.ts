@@ -14,7 +14,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, afterEach, before, describe, test } from 'node:test';
 import type { Etcd3 } from 'etcd3';
-import { realClock } from '../../src/vip/hetzner-clock.js';
+import { realClock } from '../../src/vip/hetzner/clock.js';
 import { eventually, hasVip, isReadyLine as isReady, type Daemon, type LogRecord } from '../harness/daemon.js';
 import { startEtcd, type EtcdServer } from '../harness/etcd.js';
 import { createPki, type TestPki } from '../harness/tls.js';

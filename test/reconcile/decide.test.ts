@@ -1,7 +1,7 @@
 // The pure decision function, rule by rule: no sockets, no clock.
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import type { LeaderValue, LeaderView } from '../../src/dcs/source.js';
+import type { LeaderValue, LeaderView } from '../../src/reconcile/ports.js';
 import { decide, type DecideInput } from '../../src/reconcile/decide.js';
 
 const ME = 'node1';

@@ -1,6 +1,6 @@
 // In-memory stand-ins for the reconciler's two edges, so the loop is tested without sockets.
-import type { LeaderSource, LeaderView } from '../../src/dcs/source.js';
-import type { HolderState, VipManager } from '../../src/vip/manager.js';
+import type { LeaderSource, LeaderView } from '../../src/reconcile/ports.js';
+import type { HolderState, VipManager } from '../../src/reconcile/ports.js';
 
 export class FakeSource implements LeaderSource {
   readonly kind = 'etcd' as const;

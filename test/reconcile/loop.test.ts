@@ -1,7 +1,7 @@
 // The reconcile loop over fake edges: coalescing, latest-state-wins, drift, deadlines, stop.
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import type { LeaderView } from '../../src/dcs/source.js';
+import type { LeaderView } from '../../src/reconcile/ports.js';
 import { Reconciler, type Transition } from '../../src/reconcile/loop.js';
 import { silentLogger } from '../../src/log.js';
 import { FakeManager, FakeSource, idle, settle, until } from './fakes.js';

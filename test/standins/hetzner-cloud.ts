@@ -29,7 +29,7 @@
 //   - assigning to the server that already has it starts a (successful) no-op action;
 //   - every received request, authorised or not, spends one unit of the rate budget.
 import { type IncomingMessage } from 'node:http';
-import { type Clock } from '../../src/vip/hetzner-clock.js';
+import { type Clock } from '../../src/vip/hetzner/clock.js';
 import { type Fault, faultReply, type LoggedRequest, type Reply, StandinServer, type StandinTls } from './hetzner-standin-http.js';
 
 const HOUR = 3_600_000;
@@ -71,7 +71,7 @@ interface Action {
 }
 
 export interface CloudStandinOptions {
-  /** A FakeClock for unit tests; realClock (src/vip/hetzner-clock.ts) for daemon tests. */
+  /** A FakeClock for unit tests; realClock (src/vip/hetzner/clock.ts) for daemon tests. */
   clock: Clock;
   /** Address both servers listen on (default 127.0.0.1), e.g. a test LAN's switch address. */
   host?: string;

@@ -2,8 +2,8 @@
 // HTTP coexist: time only moves when every request in flight is one a stand-in is holding on
 // purpose (hanging, or delaying on this same fake clock), so a request that is merely slow in
 // real time is never timed out by a fake jump.
-import { type Clock, type TimerHandle } from '../../src/vip/hetzner-clock.js';
-import { type FetchLike } from '../../src/vip/hetzner-http.js';
+import { type Clock, type TimerHandle } from '../../src/vip/hetzner/clock.js';
+import { type FetchLike } from '../../src/vip/hetzner/http.js';
 
 interface Timer {
   at: number;

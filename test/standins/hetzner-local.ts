@@ -1,6 +1,6 @@
 // In-memory LocalAddresses for the Hetzner manager tests: a set of "ip/len" strings on one
 // pretend interface, with a primary IPv4 address per interface name.
-import { type LocalAddresses } from '../../src/vip/hetzner-local.js';
+import { type LocalAddresses } from '../../src/vip/hetzner/local.js';
 
 export class FakeLocalAddresses implements LocalAddresses {
   readonly addresses = new Set<string>();

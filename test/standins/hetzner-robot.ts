@@ -31,7 +31,7 @@
 //     (active_server_ip null), by analogy with POST.
 import { type IncomingMessage } from 'node:http';
 import { isIP } from 'node:net';
-import { type Clock } from '../../src/vip/hetzner-clock.js';
+import { type Clock } from '../../src/vip/hetzner/clock.js';
 import { type Deferred, type Fault, faultReply, type LoggedRequest, type Reply, StandinServer, type StandinTls } from './hetzner-standin-http.js';
 // A seeded generator gives the same switch durations on every run.
 import { mulberry32 } from '../harness/prng.js';
@@ -52,7 +52,7 @@ export interface RobotFailoverIp {
 }
 
 export interface RobotStandinOptions {
-  /** A FakeClock for unit tests; realClock (src/vip/hetzner-clock.ts) for end-to-end tests. */
+  /** A FakeClock for unit tests; realClock (src/vip/hetzner/clock.ts) for end-to-end tests. */
   clock: Clock;
   /** Address to listen on (default 127.0.0.1), e.g. a test LAN's switch address. */
   host?: string;

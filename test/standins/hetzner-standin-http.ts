@@ -6,7 +6,7 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { createServer as createTlsServer } from 'node:https';
 import { type AddressInfo } from 'node:net';
-import { type Clock } from '../../src/vip/hetzner-clock.js';
+import { type Clock } from '../../src/vip/hetzner/clock.js';
 
 export interface LoggedRequest {
   readonly method: string;

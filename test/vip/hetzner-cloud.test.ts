@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, afterEach, describe, it } from 'node:test';
 import { type Config } from '../../src/config/schema.js';
-import { CLOUD_REFRESH_MS, createHetznerCloudManager, type HetznerCloudManager, readCloudToken } from '../../src/vip/hetzner-cloud.js';
+import { CLOUD_REFRESH_MS, createHetznerCloudManager, type HetznerCloudManager, readCloudToken } from '../../src/vip/hetzner/cloud.js';
 import {
   HetznerActionError,
   HetznerAuthError,
@@ -16,7 +16,7 @@ import {
   HetznerForbiddenError,
   HetznerNotFoundError,
   HetznerResponseError,
-} from '../../src/vip/hetzner-errors.js';
+} from '../../src/vip/hetzner/errors.js';
 import { type CloudFloatingIp, cloudError, CloudStandin } from '../standins/hetzner-cloud.js';
 import { hetznerConfig } from '../standins/hetzner-config.js';
 import { CountingFetch, Driver, FAKE_HOUR_MS, FakeClock } from '../standins/hetzner-fake-clock.js';

@@ -5,8 +5,8 @@ import { chmodSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
-import { parseRobotCredentials, readRobotCredentials } from '../../src/vip/hetzner-credentials.js';
-import { HetznerConfigError } from '../../src/vip/hetzner-errors.js';
+import { parseRobotCredentials, readRobotCredentials } from '../../src/vip/hetzner/credentials.js';
+import { HetznerConfigError } from '../../src/vip/hetzner/errors.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'vip-hetzner-creds-'));
 after(() => rmSync(dir, { recursive: true, force: true }));

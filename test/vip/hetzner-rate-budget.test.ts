@@ -1,9 +1,9 @@
 // The sliding-window request budget and the IP comparisons the Hetzner managers rely on.
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { canonicalIp, ipMatchesNetwork, sameIp } from '../../src/vip/hetzner-ip.js';
-import { SlidingWindowBudget } from '../../src/vip/hetzner-rate-budget.js';
-import { backoffMs, maxAttempts, MAX_BACKOFF_MS } from '../../src/vip/hetzner-retry.js';
+import { canonicalIp, ipMatchesNetwork, sameIp } from '../../src/vip/hetzner/ip.js';
+import { SlidingWindowBudget } from '../../src/vip/hetzner/rate-budget.js';
+import { backoffMs, maxAttempts, MAX_BACKOFF_MS } from '../../src/vip/hetzner/retry.js';
 import { FakeClock } from '../standins/hetzner-fake-clock.js';
 import { captureLog } from '../standins/hetzner-logs.js';
 

@@ -14,8 +14,8 @@ import {
   HetznerLockedError,
   HetznerRateLimitError,
   HetznerResponseError,
-} from '../../src/vip/hetzner-errors.js';
-import { createHetznerRobotManager, type HetznerRobotManager, ROBOT_REFRESH_MS } from '../../src/vip/hetzner-robot.js';
+} from '../../src/vip/hetzner/errors.js';
+import { createHetznerRobotManager, type HetznerRobotManager, ROBOT_REFRESH_MS } from '../../src/vip/hetzner/robot.js';
 import { hetznerConfig } from '../standins/hetzner-config.js';
 import { CountingFetch, Driver, FAKE_HOUR_MS, FakeClock } from '../standins/hetzner-fake-clock.js';
 import { FakeLocalAddresses } from '../standins/hetzner-local.js';

@@ -14,10 +14,10 @@
 // interval instead of after a cold start of this poller.
 import { setTimeout as sleep } from 'node:timers/promises';
 import { performance } from 'node:perf_hooks';
-import type { Logger } from '../log.js';
-import { displayEndpoint, FailoverHttpClient, RequestAbortedError, type TlsFiles } from './http-client.js';
-import { patroniTimeoutMs } from './patroni.js';
-import type { LocalPrimary } from '../reconcile/decide.js';
+import type { Logger } from '../../log.js';
+import { displayEndpoint, FailoverHttpClient, RequestAbortedError, type TlsFiles } from '../http-client.js';
+import { patroniTimeoutMs } from './rest-source.js';
+import type { LocalPrimary } from '../../reconcile/decide.js';
 
 export interface LocalPrimaryOptions {
   /** Base URL of this node's Patroni REST API (patroni-api-url). */

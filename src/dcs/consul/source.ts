@@ -18,20 +18,19 @@
 // t only proves the session was alive at t, not that it will be a moment later, so there is no
 // sound deadline to hold a VIP to (providesLeaseDeadline = false).
 import { setTimeout as sleep } from 'node:timers/promises';
-import type { Config } from '../config/schema.js';
-import type { Logger } from '../log.js';
-import { Backoff } from '../backoff.js';
-import { ConsulAclError, ConsulLeaderCheckError } from './consul-errors.js';
-import { CHURN_BURST, CHURN_REFILL_MS, nextIndex, TokenBucket } from './consul-index.js';
-import { ERROR_BODY_CHARS, interpretKvAnswer, kvLocation, type KvLocation, type KvRead } from './consul-kv.js';
+import type { Logger } from '../../log.js';
+import { Backoff } from '../../backoff.js';
+import { ConsulAclError, ConsulLeaderCheckError } from './errors.js';
+import { CHURN_BURST, CHURN_REFILL_MS, nextIndex, TokenBucket } from './blocking-index.js';
+import { ERROR_BODY_CHARS, interpretKvAnswer, kvLocation, type KvLocation, type KvRead } from './kv.js';
 import {
   ACL_NOT_FOUND_TOLERANCE, ACL_RETRY_MS, ANSWER_MARGIN_MS, blockingTimeoutMs, blockingWaitMs, CONNECT_TIMEOUT_MS, leaderCheckPeriodMs,
   leaderCheckTimeoutMs, MAX_BODY_BYTES,
-} from './consul-timing.js';
-import { displayEndpoint, FailoverHttpClient, RequestAbortedError, type HttpAnswer, type Query, type TlsFiles } from './http-client.js';
-import { leaderValue } from './leader-value.js';
-import type { LeaderSource, LeaderUnreachable, LeaderView } from './source.js';
-import { ViewTracker } from './view-tracker.js';
+} from './timing.js';
+import { displayEndpoint, FailoverHttpClient, RequestAbortedError, type HttpAnswer, type Query, type TlsFiles } from '../http-client.js';
+import { leaderValue } from '../leader-value.js';
+import type { LeaderSource, LeaderUnreachable, LeaderView } from '../../reconcile/ports.js';
+import { ViewTracker } from '../view-tracker.js';
 
 interface Parked {
   /** Aborts the parked request; the watch loop then starts over with a plain read. */
@@ -309,18 +308,4 @@ export class ConsulLeaderSource implements LeaderSource {
 /** What matters for "changed": value and ModifyIndex, or absence (whose index moves on unrelated writes). */
 function identityOf(read: KvRead): string {
   return read.kind === 'found' ? `found:${read.modifyIndex}:${read.value.toString('base64')}` : 'absent';
-}
-
-export function createConsulSource(cfg: Config, log: Logger): ConsulLeaderSource {
-  return new ConsulLeaderSource({
-    endpoints: cfg['dcs-endpoints'],
-    triggerKey: cfg['trigger-key'],
-    token: cfg['consul-token'],
-    // The original's Consul client trusts the system roots only; the CA file is added to them.
-    tls: { caFile: cfg['etcd-ca-file'], certFile: cfg['etcd-cert-file'], keyFile: cfg['etcd-key-file'], alsoDefaultRoots: true },
-    intervalMs: cfg.interval,
-    retryAfterMs: cfg['retry-after'],
-    retryNum: cfg['retry-num'],
-    log: log.child({ dcs: 'consul' }),
-  });
 }

@@ -25,8 +25,8 @@
 import type { Socket } from 'node:net';
 import { performance } from 'node:perf_hooks';
 import koffi from 'koffi';
-import { setsockoptInt } from '../net/libc.js';
-import { wakeups } from '../wakeups.js';
+import { setsockoptInt } from '../../net/libc.js';
+import { wakeups } from '../../wakeups.js';
 
 /** TCP_KEEPIDLE and TCP_KEEPINTVL (whole seconds; the kernel's minimum is 1). */
 export const KEEPALIVE_PROBE_S = 1;

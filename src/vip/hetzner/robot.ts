@@ -11,20 +11,20 @@
 //     skipped while the GET budget is low so acquire() keeps its GETs.
 // observe() answers from the cache and never waits for the API.
 import { isIP } from 'node:net';
-import { type Config } from '../config/schema.js';
-import { type Logger } from '../log.js';
-import { type HolderState, type PendingRequest, type VipManager } from './manager.js';
-import { type Clock, realClock } from './hetzner-clock.js';
-import { registerBasicAuth } from '../ops/redact.js';
-import { readRobotCredentials } from './hetzner-credentials.js';
-import { HetznerBudgetError, HetznerConfigError, HetznerNotReadyError, HetznerResponseError } from './hetzner-errors.js';
-import { type FetchLike } from './hetzner-http.js';
-import { sameIp } from './hetzner-ip.js';
-import { type LocalAddresses } from './hetzner-local.js';
-import { HOUR_MS } from './hetzner-rate-budget.js';
-import { HetznerManagerBase } from './hetzner-manager-base.js';
-import { withTimeout } from './hetzner-retry.js';
-import { ROBOT_GET_LIMIT, RobotApi, type RobotMethod } from './hetzner-robot-api.js';
+import { type Config } from '../../config/schema.js';
+import { type Logger } from '../../log.js';
+import { type HolderState, type PendingRequest, type VipManager } from '../../reconcile/ports.js';
+import { type Clock, realClock } from './clock.js';
+import { registerBasicAuth } from '../../ops/redact.js';
+import { readRobotCredentials } from './credentials.js';
+import { HetznerBudgetError, HetznerConfigError, HetznerNotReadyError, HetznerResponseError } from './errors.js';
+import { type FetchLike } from './http.js';
+import { sameIp } from './ip.js';
+import { type LocalAddresses } from './local.js';
+import { HOUR_MS } from './rate-budget.js';
+import { HetznerManagerBase } from './manager-base.js';
+import { withTimeout } from './retry.js';
+import { ROBOT_GET_LIMIT, RobotApi, type RobotMethod } from './robot-api.js';
 
 /** Housekeeping cadence. A tick sends nothing unless a refresh or confirmation is due. */
 export const ROBOT_TICK_MS = 10_000;

@@ -1,8 +1,8 @@
 // One HTTP exchange with a Hetzner API: Node's built-in fetch, a timeout on the injectable clock
 // (so tests can let a stand-in hang and advance fake time), the whole body read inside the
 // timeout, and failures turned into typed errors whose messages carry no request headers.
-import { type Clock } from './hetzner-clock.js';
-import { HetznerNetworkError, HetznerTimeoutError } from './hetzner-errors.js';
+import { type Clock } from './clock.js';
+import { HetznerNetworkError, HetznerTimeoutError } from './errors.js';
 
 /** The subset of fetch the managers use; injectable for tests and for the daemon's own agent. */
 export type FetchLike = (url: string, init: RequestInit) => Promise<Response>;

@@ -3,8 +3,8 @@
 // the endpoint when it exceeds them; a sliding window is at least as strict as whatever window
 // Hetzner counts in, so staying inside it never trips theirs. The budget is consulted before a
 // request is sent; when it is used up the request is deferred, never sent.
-import { type Logger } from '../log.js';
-import { type Clock } from './hetzner-clock.js';
+import { type Logger } from '../../log.js';
+import { type Clock } from './clock.js';
 
 /** Below this share of the budget left, a warning is logged (once per dip). */
 export const LOW_BUDGET_SHARE = 0.2;

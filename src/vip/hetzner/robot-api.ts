@@ -12,8 +12,8 @@
 // over a method's hourly budget, and after 403 RATE_LIMIT_EXCEEDED it sends nothing on that
 // method until the interval the API named has passed.
 import { z } from 'zod';
-import { type Logger } from '../log.js';
-import { type Clock } from './hetzner-clock.js';
+import { type Logger } from '../../log.js';
+import { type Clock } from './clock.js';
 import {
   excerpt,
   HetznerAuthError,
@@ -26,9 +26,9 @@ import {
   HetznerRejectedError,
   HetznerResponseError,
   HetznerServerError,
-} from './hetzner-errors.js';
-import { exchange, type FetchLike, type HttpReply, InFlight, tryParseJson } from './hetzner-http.js';
-import { HOUR_MS, SlidingWindowBudget } from './hetzner-rate-budget.js';
+} from './errors.js';
+import { exchange, type FetchLike, type HttpReply, InFlight, tryParseJson } from './http.js';
+import { HOUR_MS, SlidingWindowBudget } from './rate-budget.js';
 
 /** Documented per-endpoint limits (requests per hour). */
 export const ROBOT_GET_LIMIT = 100;

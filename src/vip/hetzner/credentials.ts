@@ -7,8 +7,8 @@
 // or no quotes, '#' comment lines, blank lines, CRLF line ends, a UTF-8 BOM, a leading
 // `export ` (the file looks like shell and is sometimes sourced). Parse errors name the line
 // number but never echo a line: the line might be the password.
-import { HetznerConfigError } from './hetzner-errors.js';
-import { readSecretFile } from './hetzner-secret-file.js';
+import { HetznerConfigError } from './errors.js';
+import { readSecretFile } from './secret-file.js';
 
 export interface RobotCredentials {
   readonly user: string;

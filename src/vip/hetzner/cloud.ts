@@ -9,19 +9,19 @@
 // is cached and refreshed every CLOUD_REFRESH_MS only on a node that holds it (or still has the
 // address locally), and not at all while the project's budget is low.
 import { isIP } from 'node:net';
-import { type Config } from '../config/schema.js';
-import { type Logger } from '../log.js';
-import { registerSecrets } from '../ops/redact.js';
-import { type HolderState, type PendingRequest, type VipManager } from './manager.js';
-import { type Clock, realClock } from './hetzner-clock.js';
-import { type CloudAction, CloudApi, fetchInstanceId, type FloatingIp, networkOf } from './hetzner-cloud-api.js';
-import { asHetznerError, HetznerConfigError, HetznerNotReadyError, HetznerTimeoutError } from './hetzner-errors.js';
-import { type FetchLike } from './hetzner-http.js';
-import { ipMatchesNetwork } from './hetzner-ip.js';
-import { type LocalAddresses } from './hetzner-local.js';
-import { HetznerManagerBase } from './hetzner-manager-base.js';
-import { backoffMs, withTimeout } from './hetzner-retry.js';
-import { readSecretFile } from './hetzner-secret-file.js';
+import { type Config } from '../../config/schema.js';
+import { type Logger } from '../../log.js';
+import { registerSecrets } from '../../ops/redact.js';
+import { type HolderState, type PendingRequest, type VipManager } from '../../reconcile/ports.js';
+import { type Clock, realClock } from './clock.js';
+import { type CloudAction, CloudApi, fetchInstanceId, type FloatingIp, networkOf } from './cloud-api.js';
+import { asHetznerError, HetznerConfigError, HetznerNotReadyError, HetznerTimeoutError } from './errors.js';
+import { type FetchLike } from './http.js';
+import { ipMatchesNetwork } from './ip.js';
+import { type LocalAddresses } from './local.js';
+import { HetznerManagerBase } from './manager-base.js';
+import { backoffMs, withTimeout } from './retry.js';
+import { readSecretFile } from './secret-file.js';
 
 /** Housekeeping cadence: checks the local address (cheap) and whether a refresh is due. */
 export const CLOUD_TICK_MS = 5_000;

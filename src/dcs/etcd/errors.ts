@@ -8,7 +8,7 @@ import {
   EtcdWatchStreamEnded,
   GRPCDeadlineExceededError,
 } from 'etcd3';
-import { endpointOf } from './etcd-endpoints.js';
+import { endpointOf } from './endpoints.js';
 
 export type EtcdFailureReason =
   | 'auth' // wrong user or password

@@ -2,10 +2,10 @@
 // tick, retry decisions for a failed attempt, the "stay failed until restarted" state after a
 // fatal answer (a 401 must never be repeated), and telling the reconciler when what observe()
 // reports changed behind its back. Each manager supplies its state, its tick and its label.
-import type { Logger } from '../log.js';
-import { type Clock, sleep, type TimerHandle } from './hetzner-clock.js';
-import { asHetznerError, type HetznerError } from './hetzner-errors.js';
-import { backoffMs, INLINE_WAIT_MAX_MS, maxAttempts, SerialQueue, waitAfter, WakeUp } from './hetzner-retry.js';
+import type { Logger } from '../../log.js';
+import { type Clock, sleep, type TimerHandle } from './clock.js';
+import { asHetznerError, type HetznerError } from './errors.js';
+import { backoffMs, INLINE_WAIT_MAX_MS, maxAttempts, SerialQueue, waitAfter, WakeUp } from './retry.js';
 
 export interface ManagerBaseOptions {
   /** "Hetzner Robot" / "Hetzner Cloud", for log lines. */

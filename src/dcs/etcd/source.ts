@@ -34,17 +34,16 @@
 //   abandoned session are dropped, so views are never emitted out of order.
 import { performance } from 'node:perf_hooks';
 import type { Etcd3 } from 'etcd3';
-import type { Config } from '../config/schema.js';
-import type { Logger } from '../log.js';
-import { Backoff } from '../backoff.js';
-import { buildEtcdClient, effectiveEtcdHosts } from './etcd-client.js';
-import type { EndpointHealth } from './etcd-endpoints.js';
-import { describeEtcdError, EtcdSourceError } from './etcd-errors.js';
-import type { SuspectConnection } from './etcd-tcp.js';
-import { LeaseTracker, NO_LEASE, queryLeaseDeadline } from './etcd-lease.js';
-import { KeyWatch, type KeyEvent } from './etcd-watch.js';
-import { leaderValue, sameBytes } from './leader-value.js';
-import type { LeaderSource, LeaderValue, LeaderView } from './source.js';
+import type { Logger } from '../../log.js';
+import { Backoff } from '../../backoff.js';
+import { buildEtcdClient, effectiveEtcdHosts } from './client.js';
+import type { EndpointHealth } from './endpoints.js';
+import { describeEtcdError, EtcdSourceError } from './errors.js';
+import type { SuspectConnection } from './tcp.js';
+import { LeaseTracker, NO_LEASE, queryLeaseDeadline } from './lease.js';
+import { KeyWatch, type KeyEvent } from './watch.js';
+import { leaderValue, sameBytes } from '../leader-value.js';
+import type { LeaderSource, LeaderValue, LeaderView } from '../../reconcile/ports.js';
 
 /**
  * A fresh lease deadline is re-emitted only when it moved by at least this much. etcd reports
@@ -342,23 +341,4 @@ export class EtcdLeaderSource implements LeaderSource {
     }, delay);
     this.state = { name: 'backoff', session: next, timer };
   }
-}
-
-/** The etcd leader source for the effective configuration. Throws on unreadable TLS files. */
-export function createEtcdSource(cfg: Config, log: Logger): EtcdLeaderSource {
-  return new EtcdLeaderSource(
-    {
-      endpoints: cfg['dcs-endpoints'],
-      triggerKey: cfg['trigger-key'],
-      user: cfg['etcd-user'],
-      password: cfg['etcd-password'],
-      caFile: cfg['etcd-ca-file'],
-      certFile: cfg['etcd-cert-file'],
-      keyFile: cfg['etcd-key-file'],
-      retryAfter: cfg['retry-after'],
-      retryNum: cfg['retry-num'],
-      leaseCheckInterval: cfg['lease-check-interval'],
-    },
-    log,
-  );
 }

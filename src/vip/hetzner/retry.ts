@@ -1,8 +1,8 @@
 // Retry pacing shared by both managers: growing backoff from retry-after, a serial queue so one
 // API conversation runs at a time (two concurrent POSTs would spend the budget twice and race),
 // and a single "wake the reconciler at T" timer for deferred work.
-import { type Clock, type TimerHandle } from './hetzner-clock.js';
-import { type HetznerError } from './hetzner-errors.js';
+import { type Clock, type TimerHandle } from './clock.js';
+import { type HetznerError } from './errors.js';
 
 /** No retry waits longer than this: a failover should not stall for minutes on a blip. */
 export const MAX_BACKOFF_MS = 30_000;

@@ -10,7 +10,7 @@ import type { Socket } from 'node:net';
 import { isIP } from 'node:net';
 import { connect, type SecureContext } from 'node:tls';
 import { CallCredentials, ChannelCredentials, experimental, type ChannelOptions } from '@grpc/grpc-js';
-import type { TcpLiveness } from './etcd-tcp.js';
+import type { TcpLiveness } from './tcp.js';
 
 type GrpcUri = experimental.GrpcUri;
 type SecureConnector = experimental.SecureConnector;

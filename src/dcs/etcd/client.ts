@@ -7,10 +7,10 @@
 import { readFileSync } from 'node:fs';
 import { InterceptingCall, type ChannelCredentials, type Interceptor } from '@grpc/grpc-js';
 import { Etcd3, type IOptions } from 'etcd3';
-import { EndpointHealth, failoverPolicy } from './etcd-endpoints.js';
-import { TcpLiveness } from './etcd-tcp.js';
+import { EndpointHealth, failoverPolicy } from './endpoints.js';
+import { TcpLiveness } from './tcp.js';
 import { EtcdPlainCredentials, EtcdTlsCredentials } from './grpc-tls.js';
-import { clientSecureContext, readTlsFiles } from './tls-trust.js';
+import { clientSecureContext, readTlsFiles } from '../tls-trust.js';
 
 /**
  * HTTP/2 ping period while a call (the watch stream) is open. A silent network is noticed much
@@ -123,7 +123,7 @@ function installCredentials(client: Etcd3, credentials: ChannelCredentials): voi
   const hosts = pool?.hosts;
   if (!pool || !Array.isArray(hosts) || !pool.authenticator || !('credentials' in pool.authenticator)
     || hosts.length === 0 || hosts.some((h) => !('channelCredentials' in h))) {
-    throw new Error('etcd3 internals changed: cannot install the TLS credentials (see src/dcs/etcd-client.ts)');
+    throw new Error('etcd3 internals changed: cannot install the TLS credentials (see src/dcs/etcd/client.ts)');
   }
   for (const h of hosts) h.channelCredentials = credentials;
   pool.authenticator.credentials = credentials;

@@ -15,8 +15,8 @@
 // RateLimit-Reset (UNIX time at which the budget is full again). The project's budget is shared
 // by every node, so the headers, not a local count, say what is left.
 import { z } from 'zod';
-import { type Logger } from '../log.js';
-import { type Clock, sleep, unixSecondsToMonotonic } from './hetzner-clock.js';
+import { type Logger } from '../../log.js';
+import { type Clock, sleep, unixSecondsToMonotonic } from './clock.js';
 import {
   excerpt,
   HetznerActionError,
@@ -32,10 +32,10 @@ import {
   HetznerServerError,
   HetznerTimeoutError,
   asHetznerError,
-} from './hetzner-errors.js';
-import { exchange, type FetchLike, type HttpReply, InFlight, tryParseJson } from './hetzner-http.js';
-import { ipMatchesNetwork } from './hetzner-ip.js';
-import { HOUR_MS, LOW_BUDGET_SHARE, SlidingWindowBudget } from './hetzner-rate-budget.js';
+} from './errors.js';
+import { exchange, type FetchLike, type HttpReply, InFlight, tryParseJson } from './http.js';
+import { ipMatchesNetwork } from './ip.js';
+import { HOUR_MS, LOW_BUDGET_SHARE, SlidingWindowBudget } from './rate-budget.js';
 
 /** The documented default limit per project and hour. */
 export const CLOUD_HOURLY_LIMIT = 3600;

@@ -2,8 +2,8 @@
 // answer, after Consul's HTTP API documentation (api-docs/kv.mdx "Read Key") and its server
 // code (agent/kvs_endpoint.go: 404 for a missing key with the index headers still set; 403
 // for ACL errors, whose text is the error, e.g. "ACL not found" or "Permission denied: ...").
-import type { HttpAnswer } from './http-client.js';
-import { ConsulAclError, ConsulResponseError } from './consul-errors.js';
+import type { HttpAnswer } from '../http-client.js';
+import { ConsulAclError, ConsulResponseError } from './errors.js';
 
 /** Characters of an error body kept for the log and /status. */
 export const ERROR_BODY_CHARS = 200;

@@ -1,7 +1,7 @@
 // Reading a file that holds a secret (Robot credentials, Cloud token) and refusing it when its
 // permissions let other users read it: a password others can read is a password others have.
 import { closeSync, constants, fstatSync, openSync, readFileSync } from 'node:fs';
-import { HetznerConfigError } from './hetzner-errors.js';
+import { HetznerConfigError } from './errors.js';
 
 export interface SecretFileRules {
   /** What the file is, for messages ("Hetzner Robot credentials file"). */

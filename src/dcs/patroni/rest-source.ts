@@ -5,12 +5,11 @@
 // only when no endpoint answers at all (refused, timed out, TLS failure) is Patroni
 // unreachable. Patroni's REST API has no lease notion, so there is no lease deadline.
 import { setTimeout as sleep } from 'node:timers/promises';
-import type { Config } from '../config/schema.js';
-import type { Logger } from '../log.js';
-import { Backoff } from '../backoff.js';
-import { displayEndpoint, FailoverHttpClient, RequestAbortedError, type TlsFiles } from './http-client.js';
-import type { LeaderSource, LeaderView } from './source.js';
-import { ViewTracker } from './view-tracker.js';
+import type { Logger } from '../../log.js';
+import { Backoff } from '../../backoff.js';
+import { displayEndpoint, FailoverHttpClient, RequestAbortedError, type TlsFiles } from '../http-client.js';
+import type { LeaderSource, LeaderView } from '../../reconcile/ports.js';
+import { ViewTracker } from '../view-tracker.js';
 
 /**
  * A poll must be over before the next is due, so a Patroni that hangs shows as unreachable
@@ -108,16 +107,4 @@ export class PatroniLeaderSource implements LeaderSource {
       await this.pause(this.opts.intervalMs - (performance.now() - sentAt));
     }
   }
-}
-
-export function createPatroniSource(cfg: Config, log: Logger): PatroniLeaderSource {
-  return new PatroniLeaderSource({
-    endpoints: cfg['dcs-endpoints'],
-    triggerKey: cfg['trigger-key'],
-    tls: { caFile: cfg['etcd-ca-file'], certFile: cfg['etcd-cert-file'], keyFile: cfg['etcd-key-file'] },
-    intervalMs: cfg.interval,
-    retryAfterMs: cfg['retry-after'],
-    retryNum: cfg['retry-num'],
-    log: log.child({ dcs: 'patroni' }),
-  });
 }
