@@ -25,6 +25,19 @@
 //     fails with structs.ErrNoLeader, "No cluster leader" (HTTP 500, agent/http.go).
 //   - agent/consul/kvs_endpoint.go Get: a missing key reports the KV table's index (tombstones
 //     included, never 0); KeyReadAllowed is checked on every pass (acl.PermissionDeniedError).
+//   - agent/kvs_endpoint.go KVSGet, agent/consul/kvs_endpoint.go List, state/kvs.go kvsListTxn
+//     (the recursive read, GET /v1/kv/<prefix>?recurse, api-docs/kv.mdx "recurse"): every key
+//     under the (string) prefix, the empty prefix included, as a JSON array sorted by key
+//     (memdb's radix order); nothing left is a 404 with an empty body and the index headers.
+//     The index is the highest ModifyIndex under the prefix or of a tombstone under it (a
+//     delete leaves one), else (nothing ever there, or the empty prefix) the KV table's index,
+//     never 0. The token is resolved once per request ("ACL not found" is a 403); keys it may
+//     not read are filtered out (FilterDirEnt), never refused, and ResultsFilteredByACLs
+//     becomes the header X-Consul-Results-Filtered-By-ACLs: true (agent/http.go
+//     setResultsFilteredByACLs, omitted when false), except for a request without a token
+//     (agent/consul/rpc.go maskResultsFilteredByACLs). A blocking recursive read returns when
+//     the prefix's index exceeds ?index; a write elsewhere moves no index under the prefix and
+//     so does not end it (List has no ErrNotFound rule).
 //   - acl/errors.go: 403 "ACL not found" for an unknown token; "Permission denied: token with
 //     AccessorID '<id>' lacks permission 'key:read' on \"<key>\"" for a token whose policy does
 //     not grant it; the anonymous variant "...anonymous token lacks permission ... The
@@ -41,17 +54,22 @@
 // - A parked blocking query is woken by any KV write and re-checked (Consul's radix watches
 //   wake it less often); what it answers, and when, follows Consul's rules above.
 // - Sessions are not modelled: ?acquire always succeeds and nothing invalidates a lock.
-// - ACL rules: key_prefix rules only (longest prefix wins); no key/exact rules, no namespaces.
+// - ACL rules: key_prefix rules only (longest prefix wins); no key/exact rules, no namespaces,
+//   no acl.enable_key_list_policy (off by default in Consul: no key:list check on ?recurse).
+// - Tombstones are never reaped (Consul reaps them after tombstone_ttl, which can make a
+//   prefix's index go backwards; resetIndex() shows that case).
+// - ?keys (key lists) is not served; the Consul source does not use it.
 // - A silent partition (setUnreachable) keeps requests and answers until it heals, as TCP
 //   retransmission would; a real partition kills the connection after minutes.
 // Optionally served over HTTPS (with client-certificate checks), as Consul's https port is.
 // Test controls: setNoLeader(), setUnreachable(), setTokenRules(), snapshot()/restore() and
 // resetIndex() (the index goes backwards), overrideIndexHeader() (the zero-index bug of some
-// older Consul versions), stop()/start() on the same port, and a log of every request.
+// older Consul versions), stop()/start() on the same port, a log of every request, and the
+// TCP connections clients opened (connectionsAccepted, openConnections).
 import { randomInt } from 'node:crypto';
 import http from 'node:http';
 import https from 'node:https';
-import type { AddressInfo } from 'node:net';
+import type { AddressInfo, Socket } from 'node:net';
 
 export interface StandinEntry {
   key: string;
@@ -78,12 +96,15 @@ export interface RecordedRequest {
   answeredAt: number | null;
   /** The response headers sent. */
   headers: Record<string, string> | null;
+  /** The client went away before the answer (closed the connection: an aborted request). */
+  abandoned: boolean;
 }
 
 export interface ConsulSnapshot {
   readonly raftIndex: number;
   readonly kvIndex: number;
   readonly entries: ReadonlyMap<string, StandinEntry>;
+  readonly tombstones?: ReadonlyMap<string, number>;
 }
 
 export type KeyPolicy = 'read' | 'write' | 'deny';
@@ -145,8 +166,26 @@ export function effectiveWaitMs(waitMs: number): number {
 interface PassResult {
   readonly index: number;
   readonly entry: StandinEntry | null;
+  /** A recursive read: every entry under the prefix the token may read, sorted by key. */
+  readonly list?: readonly StandinEntry[];
+  /** Entries were left out by ACLs (and the request carried a token). */
+  readonly filtered?: boolean;
   readonly knownLeader: boolean;
   readonly lastContactMs: number;
+}
+
+/** An entry as Consul's KV read answers it (api-docs/kv.mdx, structs.DirEntry's JSON). */
+function dirEntry(e: StandinEntry): Record<string, unknown> {
+  const body: Record<string, unknown> = {
+    LockIndex: e.lockIndex,
+    Key: e.key,
+    Flags: Number(e.flags),
+    Value: e.value === null ? null : e.value.toString('base64'),
+  };
+  if (e.session) body.Session = e.session;
+  body.CreateIndex = e.createIndex;
+  body.ModifyIndex = e.modifyIndex;
+  return body;
 }
 
 const ANONYMOUS = 'anonymous';
@@ -159,6 +198,10 @@ export class ConsulStandin {
   /** Highest index of any KV write or delete (Consul's kvsMaxIndex: table plus tombstones). */
   private kvIndex: number;
   private entries = new Map<string, StandinEntry>();
+  /** Consul's KV graveyard: the index of each key's last delete. */
+  private tombstones = new Map<string, number>();
+  private accepted = 0;
+  private readonly sockets = new Set<Socket>();
   private waiters = new Set<(abandoned: boolean) => void>();
   private leaderLostAt: number | null = null;
   private leaderWaiters = new Set<() => void>();
@@ -223,7 +266,7 @@ export class ConsulStandin {
   delete(key: string): number {
     this.requireLeader('delete');
     const index = ++this.raftIndex;
-    this.entries.delete(key);
+    if (this.entries.delete(key)) this.tombstones.set(key, index);
     this.kvIndex = index; // the tombstone carries the delete's index
     this.wake(false);
     return index;
@@ -237,6 +280,28 @@ export class ConsulStandin {
   indexFor(key: string): number {
     const e = this.entries.get(key);
     return e ? e.modifyIndex : Math.max(1, this.kvIndex);
+  }
+
+  /** The index a recursive read of `prefix` reports now (state/kvs.go kvsListTxn). */
+  listIndexFor(prefix: string): number {
+    let lindex = 0;
+    for (const e of this.entries.values()) if (e.key.startsWith(prefix)) lindex = Math.max(lindex, e.modifyIndex);
+    if (prefix !== '') {
+      for (const [k, i] of this.tombstones) if (k.startsWith(prefix)) lindex = Math.max(lindex, i);
+    } else {
+      lindex = this.kvIndex;
+    }
+    return Math.max(1, lindex !== 0 ? lindex : this.kvIndex);
+  }
+
+  /** TCP connections accepted since start (every listener incarnation). */
+  get connectionsAccepted(): number {
+    return this.accepted;
+  }
+
+  /** TCP connections open now. */
+  get openConnections(): number {
+    return this.sockets.size;
   }
 
   /** A write needs a leader (raft apply); a test that writes without one has a bug. */
@@ -286,7 +351,9 @@ export class ConsulStandin {
   }
 
   snapshot(): ConsulSnapshot {
-    return { raftIndex: this.raftIndex, kvIndex: this.kvIndex, entries: new Map([...this.entries].map(([k, e]) => [k, { ...e }])) };
+    return {
+      raftIndex: this.raftIndex, kvIndex: this.kvIndex, entries: new Map([...this.entries].map(([k, e]) => [k, { ...e }])), tombstones: new Map(this.tombstones),
+    };
   }
 
   /**
@@ -298,6 +365,7 @@ export class ConsulStandin {
     this.raftIndex = snap.raftIndex;
     this.kvIndex = snap.kvIndex;
     this.entries = new Map([...snap.entries].map(([k, e]) => [k, { ...e }]));
+    this.tombstones = new Map(snap.tombstones ?? []);
     this.wake(true);
   }
 
@@ -310,6 +378,7 @@ export class ConsulStandin {
       e.createIndex = Math.min(e.createIndex, to);
       e.modifyIndex = Math.min(e.modifyIndex, to);
     }
+    for (const [k, i] of this.tombstones) this.tombstones.set(k, Math.min(i, to));
     this.wake(true);
   }
 
@@ -377,6 +446,11 @@ export class ConsulStandin {
       ? https.createServer({ key: t.key, cert: t.cert, ca: t.ca, requestCert: t.requestCert ?? false, rejectUnauthorized: t.requestCert ?? false }, handler)
       : http.createServer(handler);
     server.keepAliveTimeout = 5_000; // Go's net/http keeps idle connections too
+    server.on(t ? 'secureConnection' : 'connection', (sock: Socket) => {
+      this.accepted += 1;
+      this.sockets.add(sock);
+      sock.once('close', () => this.sockets.delete(sock));
+    });
     return server;
   }
 
@@ -455,8 +529,12 @@ export class ConsulStandin {
       status: null,
       answeredAt: null,
       headers: null,
+      abandoned: false,
     };
     this.requests.push(rec);
+    res.once('close', () => {
+      if (!res.writableFinished) rec.abandoned = true;
+    });
     res.on('finish', () => {
       rec.status = res.statusCode;
       rec.answeredAt = performance.now();
@@ -467,7 +545,8 @@ export class ConsulStandin {
     if (res.destroyed) return;
     if (!url.pathname.startsWith('/v1/kv/')) return this.send(res, 404, '');
     const key = rec.key;
-    if (key === '') return this.send(res, 400, 'Missing key name');
+    // A recursive read may name no prefix at all (every key); nothing else may (KVSGet, KVSPut).
+    if (key === '' && !(req.method === 'GET' && url.searchParams.has('recurse'))) return this.send(res, 400, 'Missing key name');
     switch (req.method) {
       case 'GET': return this.handleGet(res, url, key, token);
       case 'PUT': return this.handlePut(req, res, url, key, token);
@@ -502,6 +581,30 @@ export class ConsulStandin {
     };
   }
 
+  /**
+   * One pass of KVS.List: the entries under `prefix` the token may read. `spec` is the token as
+   * resolved when the request started (Consul resolves it once, before the blocking loop).
+   */
+  private listPass(prefix: string, token: string | null, spec: AclTokenSpec | undefined): PassResult {
+    const all = [...this.entries.values()].filter((e) => e.key.startsWith(prefix)).sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
+    const management = !this.aclsOn || (token !== null && token === this.opts.token);
+    const readable = all.filter((e) => {
+      if (management) return true;
+      if (spec === undefined) return false; // anonymous: no policy here grants it anything
+      const p = this.keyPolicy(spec, e.key);
+      return p === 'read' || p === 'write';
+    });
+    const tokenSent = token !== null && token !== '';
+    return {
+      index: this.listIndexFor(prefix),
+      entry: null,
+      list: readable.map((e) => ({ ...e })),
+      filtered: tokenSent && readable.length !== all.length,
+      knownLeader: this.hasLeader,
+      lastContactMs: this.leaderLostAt === null ? 0 : Math.floor(performance.now() - this.leaderLostAt),
+    };
+  }
+
   private async handleGet(res: http.ServerResponse, url: URL, key: string, token: string | null): Promise<void> {
     const q = url.searchParams;
     let waitMs = 0;
@@ -529,10 +632,21 @@ export class ConsulStandin {
         return this.send(res, 500, 'No cluster leader');
       }
     }
-    const denied = this.aclError(token, key, 'read');
-    if (denied !== null) return this.send(res, 403, denied);
+    const recurse = q.has('recurse');
+    let spec: AclTokenSpec | undefined;
+    if (recurse) {
+      // The token is resolved before anything is read; an unknown one is refused outright.
+      if (this.aclsOn && token !== null && token !== '' && token !== ANONYMOUS && token !== this.opts.token) {
+        spec = this.tokens.get(token);
+        if (spec === undefined) return this.send(res, 403, 'ACL not found');
+      }
+    } else {
+      const denied = this.aclError(token, key, 'read');
+      if (denied !== null) return this.send(res, 403, denied);
+    }
+    const pass = (): PassResult => (recurse ? this.listPass(key, token, spec) : this.pass(key));
 
-    if (!blocking) return this.answer(res, this.pass(key));
+    if (!blocking) return this.answer(res, pass());
 
     // res 'close' fires when the client goes away (or the answer is done): stop waiting then.
     let stopWaiting: (() => void) | null = null;
@@ -541,12 +655,12 @@ export class ConsulStandin {
     let notFound = false;
     for (;;) {
       if (consistent && !this.hasLeader) return this.send(res, 500, 'No cluster leader');
-      const result = this.pass(key);
-      const denial = this.aclError(token, key, 'read');
+      const result = pass();
+      const denial = recurse ? null : this.aclError(token, key, 'read');
       if (denial !== null) return this.send(res, 403, denial);
       // A missing key seen missing again: unrelated writes moved the table index, not this
-      // result, so keep blocking (blockingquery's ErrNotFound rule).
-      if (result.entry === null) {
+      // result, so keep blocking (blockingquery's ErrNotFound rule; KVS.List has none).
+      if (!recurse && result.entry === null) {
         if (notFound) minIndex = Math.max(minIndex, result.index);
         notFound = true;
       }
@@ -572,18 +686,14 @@ export class ConsulStandin {
       'X-Consul-KnownLeader': String(result.knownLeader),
       'X-Consul-LastContact': String(result.lastContactMs),
     };
+    if (result.filtered) Object.assign(headers, { 'X-Consul-Results-Filtered-By-ACLs': 'true' });
+    if (result.list !== undefined) {
+      if (result.list.length === 0) return this.send(res, 404, '', headers);
+      return this.send(res, 200, JSON.stringify(result.list.map(dirEntry)), headers);
+    }
     const e = result.entry;
     if (!e) return this.send(res, 404, '', headers);
-    const body: Record<string, unknown> = {
-      LockIndex: e.lockIndex,
-      Key: e.key,
-      Flags: Number(e.flags),
-      Value: e.value === null ? null : e.value.toString('base64'),
-    };
-    if (e.session) body.Session = e.session;
-    body.CreateIndex = e.createIndex;
-    body.ModifyIndex = e.modifyIndex;
-    return this.send(res, 200, JSON.stringify([body]), headers);
+    return this.send(res, 200, JSON.stringify([dirEntry(e)]), headers);
   }
 
   private async handlePut(req: http.IncomingMessage, res: http.ServerResponse, url: URL, key: string, token: string | null): Promise<void> {

@@ -32,7 +32,7 @@ export class ConsulResponseError extends Error {
 }
 
 /**
- * The leader check (a non-blocking ?consistent read of the key, see consul.ts) failed or did
+ * The leader check (a non-blocking ?consistent read of the key or prefix, see backend.ts) failed or did
  * not answer in time: this node cannot currently learn who the leader is.
  */
 export class ConsulLeaderCheckError extends Error {
@@ -41,5 +41,20 @@ export class ConsulLeaderCheckError extends Error {
     super(`Consul leader check of "${key}" failed: ${cause.message}${timedOut
       ? ` (a consistent read must answer within ${timeoutMs} ms; an agent that cannot reach a cluster leader holds it instead of answering)` : ''}`, { cause });
     this.name = 'ConsulLeaderCheckError';
+  }
+}
+
+/**
+ * A recursive read of a Patroni cluster's keys (role VIPs) left keys out because the token may
+ * not read them (X-Consul-Results-Filtered-By-ACLs). The member a role VIP belongs on is chosen
+ * from all of the cluster's keys; choosing from part of them could put the VIP on another node
+ * than every other vip-manager chooses, so the prefix counts as unreadable until it is fixed.
+ */
+export class ConsulAclFilteredError extends ConsulAclError {
+  constructor(endpoint: string, prefix: string, tokenSet: boolean) {
+    super(endpoint, prefix, 'Results-Filtered-By-ACLs', tokenSet);
+    this.message = `Consul at ${endpoint} hides some keys under "${prefix}" from the token (X-Consul-Results-Filtered-By-ACLs): `
+      + `the role VIPs need every key of the cluster; grant the token's policy key:read there (e.g. key_prefix "${prefix}" { policy = "read" })`;
+    this.name = 'ConsulAclFilteredError';
   }
 }

@@ -85,3 +85,10 @@ export function leaderCheckPeriodMs(intervalMs: number): number {
 export function leaderCheckTimeoutMs(intervalMs: number): number {
   return Math.min(LEADER_CHECK_MAX_TIMEOUT_MS, Math.max(LEADER_CHECK_MIN_TIMEOUT_MS, leaderCheckPeriodMs(intervalMs)));
 }
+
+/**
+ * A recursive read answers every key under the watched keys' longest common prefix: a Patroni
+ * cluster's state is a few KiB, several clusters' a few dozen. 16 MiB leaves room for large
+ * histories and unrelated keys under a broad prefix, and still bounds the memory one answer takes.
+ */
+export const LIST_MAX_BODY_BYTES = 16 * 1_048_576;
