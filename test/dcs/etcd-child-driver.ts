@@ -5,7 +5,7 @@ import { performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
 import type { EtcdSourceOptions } from '../../src/dcs/etcd/source.js';
 import type { Netns } from '../harness/netns.js';
-import type { ChildLine } from './etcd-child.js';
+import type { ChildBackendOptions, ChildLine } from './etcd-child.js';
 
 const CHILD = fileURLToPath(new URL('./etcd-child.js', import.meta.url));
 
@@ -16,7 +16,7 @@ export class ChildSource {
   private waiters: Array<() => void> = [];
   readonly exited: Promise<number | null>;
 
-  constructor(opts: EtcdSourceOptions, ns?: Netns) {
+  constructor(opts: EtcdSourceOptions | ChildBackendOptions, ns?: Netns) {
     const args = [CHILD, JSON.stringify(opts)];
     const stdio: ['pipe', 'pipe', 'pipe'] = ['pipe', 'pipe', 'pipe'];
     this.proc = ns ? ns.spawn(process.execPath, args, { stdio }) : spawn(process.execPath, args, { stdio });
@@ -57,6 +57,11 @@ export class ChildSource {
         });
       });
     }
+  }
+
+  /** Sends one command line ("close <subject>") to the child. */
+  send(cmd: string): void {
+    this.proc.stdin!.write(`${cmd}\n`);
   }
 
   /** Asks the child to close its source; resolves with the exit code (null on timeout → killed). */

@@ -99,4 +99,46 @@ describe('etcd leader source: silent partition', () => {
     await child.close(3000);
     child = undefined;
   });
+
+  it(`with several sources on one connection (3 keys, a prefix): one check fails them all within ${DETECT_BOUND_MS} ms, and all recover`, async (t) => {
+    const [e, c] = lan!.hosts as [LanHost, LanHost];
+    const [m1] = cluster!.members;
+    assert.ok(m1);
+    const keys = ['/svc/a/leader', '/svc/b/leader', '/svc/c/leader'];
+    const prefix = '/svc/a/';
+    for (const k of keys) await m1.etcdctl(['put', k, 'node-a']);
+    child = new ChildSource({ endpoints: [`http://${e.ipv4}:2379`], retryAfter: 250, retryNum: 3, leaseCheckInterval: 2000, keys, prefixes: [prefix] }, c.ns);
+    const subjects = [...keys, prefix];
+    for (const s of subjects) await child.waitFor((l) => l.subject === s && l.kind === 'value', 15_000, `first value of ${s}`);
+
+    const took: number[] = [];
+    const cuts = Math.max(3, Math.ceil(PARTITIONS / 2));
+    for (let i = 0; i < cuts; i++) {
+      const idx = child.lines.length;
+      await sleep(Math.random() * 1100);
+      assert.ok(child.lines.slice(idx).every((l) => l.kind === 'value'), 'no unreachable view before the cut');
+      const cutAt = performance.now();
+      cutHosts = [c];
+      cut(lan!, cutHosts);
+      const downs = [];
+      for (const s of subjects) downs.push(await child.waitFor((l) => l.subject === s && l.kind === 'unreachable', 15_000, `${s} unreachable after cut ${i + 1}`, idx));
+      const last = Math.max(...downs.map((d) => d.received)) - cutAt;
+      took.push(last);
+      t.diagnostic(`cut ${i + 1}: all ${subjects.length} sources unreachable after ${Math.round(last)} ms (first ${Math.round(Math.min(...downs.map((d) => d.received)) - cutAt)} ms): ${downs[0]!.error}`);
+      for (const d of downs) assert.match(d.error ?? '', /went silent|did not answer in time/, 'reported as a silent peer');
+      heal(lan!, cutHosts);
+      cutHosts = [];
+      for (const s of subjects) await child.waitFor((l) => l.subject === s && l.kind === 'value', 20_000, `${s}: value after heal ${i + 1}`, idx);
+    }
+    for (const [i, x] of took.entries()) assert.ok(x < DETECT_BOUND_MS, `cut ${i + 1}: every source failed within ${DETECT_BOUND_MS} ms (took ${Math.round(x)})`);
+
+    // Healthy and idle: nothing suspected, no view at all.
+    await m1.etcdctl(['put', keys[1]!, 'node-b']);
+    await child.waitFor((l) => l.subject === keys[1] && l.value === 'node-b', 5000, 'watch works after the last heal');
+    const idx = child.lines.length;
+    await sleep(QUIET_MS);
+    assert.deepEqual(child.lines.slice(idx).map((l) => `${l.subject} ${l.kind}`), [], `no view at all during ${QUIET_MS} ms of healthy idle`);
+    await child.close(3000);
+    child = undefined;
+  });
 });

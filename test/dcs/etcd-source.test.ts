@@ -215,7 +215,8 @@ describe('etcd leader source', () => {
       const lease = c.lease(30, { autoKeepAlive: false });
       await lease.grant();
       await lease.put('/service/exit/leader').value('node-a');
-      await child.waitFor((l) => l.kind === 'value' && l.value === 'node-a' && (l.leaseDeadline ?? 0) > 0, 5000, 'value in child');
+      // Includes the child's start (1-2 s of module loading here; more on a loaded machine): a give-up bound only.
+      await child.waitFor((l) => l.kind === 'value' && l.value === 'node-a' && (l.leaseDeadline ?? 0) > 0, 15_000, 'value in child');
       const { code, ms } = await child.close(10_000);
       assert.equal(code, 0, `child exited by itself after close() (stderr: ${child.stderrText})`);
       t.diagnostic(`exited ${Math.round(ms)} ms after close()`);

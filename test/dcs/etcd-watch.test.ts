@@ -49,9 +49,9 @@ describe('KeyWatch', () => {
     w.emit('data', { events: [] });
     assert.equal(got.connected, 1);
     assert.deepEqual(got.events, [[
-      { value: Buffer.from('a'), modRevision: '42', lease: '0' },
-      { value: null, modRevision: '43', lease: '0' },
-      { value: Buffer.from('b'), modRevision: '44', lease: '7' },
+      { key: Buffer.from('/k'), value: Buffer.from('a'), modRevision: '42', lease: '0' },
+      { key: Buffer.from('/k'), value: null, modRevision: '43', lease: '0' },
+      { key: Buffer.from('/k'), value: Buffer.from('b'), modRevision: '44', lease: '7' },
     ]]);
     await kw.close();
     assert.equal(w.cancels, 1, 'a healthy watch is cancelled on close');

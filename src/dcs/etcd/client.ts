@@ -5,8 +5,8 @@
 // that sticks to one member and leaves retry pacing to the source (etcd3's default circuit
 // breaker would refuse calls for 5 s after etcd returns; see etcd-endpoints.ts).
 import { readFileSync } from 'node:fs';
-import { InterceptingCall, type ChannelCredentials, type Interceptor } from '@grpc/grpc-js';
-import { Etcd3, type IOptions } from 'etcd3';
+import { InterceptingCall, Metadata, type CallOptions, type ChannelCredentials, type Interceptor } from '@grpc/grpc-js';
+import { castGrpcError, Etcd3, type IOptions } from 'etcd3';
 import { EndpointHealth, failoverPolicy } from './endpoints.js';
 import { TcpLiveness } from './tcp.js';
 import { EtcdPlainCredentials, EtcdTlsCredentials } from './grpc-tls.js';
@@ -129,6 +129,45 @@ function installCredentials(client: Etcd3, credentials: ChannelCredentials): voi
   pool.authenticator.credentials = credentials;
 }
 
+/** The parts of etcd3's connection pool that authenticate (etcd3 1.1). */
+interface PoolAuth {
+  hosts: Array<{ host: string; getServiceClient(name: string): unknown }>;
+  authenticator: { getCredentialsFromHost: (address: string, name: string, password: string, callOptions: CallOptions | undefined) => Promise<string> };
+}
+
+interface AuthService {
+  authenticate(req: { name: string; password: string }, md: Metadata, opts: CallOptions, cb: (err: Error | null, res?: { token: string }) => void): void;
+}
+
+/**
+ * etcd3 sends Authenticate through a gRPC client of its own, built without the channel options,
+ * which grpc-js therefore gives a TCP connection of its own beside the one every other call
+ * shares (and never closes with the client). Sending it through the host's shared clients, as
+ * every other call, keeps one connection per member. Fails loudly if a new etcd3 moved this.
+ */
+function shareAuthConnection(client: Etcd3): void {
+  const pool = (client as unknown as { pool?: Partial<PoolAuth> }).pool;
+  const hosts = pool?.hosts;
+  const auth = pool?.authenticator;
+  if (!Array.isArray(hosts) || !auth || typeof auth.getCredentialsFromHost !== 'function'
+    || hosts.some((h) => typeof h.host !== 'string' || typeof h.getServiceClient !== 'function')) {
+    throw new Error('etcd3 internals changed: cannot share the connection with Authenticate (see src/dcs/etcd/client.ts)');
+  }
+  auth.getCredentialsFromHost = (address, name, password, callOptions) => {
+    const host = hosts.find((h) => h.host === address);
+    if (!host) return Promise.reject(new Error(`etcd3: no host ${address} to authenticate with`));
+    let svc: AuthService;
+    try {
+      svc = host.getServiceClient('Auth') as AuthService;
+    } catch (e) {
+      return Promise.reject(e as Error);
+    }
+    return new Promise<string>((resolve, reject) => {
+      svc.authenticate({ name, password }, new Metadata(), callOptions ?? {}, (err, res) => (err ? reject(castGrpcError(err)) : resolve(res!.token)));
+    });
+  };
+}
+
 /** Builds the client. Throws EtcdConfigFileError when a TLS file cannot be read, DcsTlsConfigError when it cannot be used. */
 export function buildEtcdClient(opts: EtcdClientOptions, onLivenessError?: (e: Error, target: string) => void): EtcdClient {
   if (Boolean(opts.certFile) !== Boolean(opts.keyFile)) {
@@ -166,5 +205,6 @@ export function buildEtcdClient(opts: EtcdClientOptions, onLivenessError?: (e: E
   }
   const client = new Etcd3(options);
   installCredentials(client, credentials);
+  shareAuthConnection(client);
   return { client, endpoints: health, liveness };
 }

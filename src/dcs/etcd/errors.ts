@@ -19,6 +19,7 @@ export type EtcdFailureReason =
   | 'timeout' // no answer within the call deadline
   | 'unavailable' // connection refused, reset, or keepalive timeout
   | 'watch' // the watch was cancelled or its stream ended
+  | 'too-large' // a watched prefix holds far more than a Patroni cluster (prefix-source.ts)
   | 'other';
 
 export class EtcdSourceError extends Error {
@@ -31,6 +32,7 @@ export class EtcdSourceError extends Error {
 export interface ErrorContext {
   endpoints: readonly string[];
   user?: string | undefined;
+  /** What was read: a key, or "the keys under <prefix>". */
   key: string;
 }
 
@@ -51,8 +53,11 @@ function grpcDetail(message: string): string {
 }
 
 const TLS_PATTERN = /certificate|self[- ]signed|SSL|TLS|handshake|issuer|CERT_|ERR_TLS/i;
-// A plain server answering a ClientHello: OpenSSL's parse errors, or Go's etcd simply closing.
-const NOT_TLS = /wrong version number|packet length too long|http request|disconnected before secure TLS connection/i;
+// A plain server answering a ClientHello: OpenSSL's parse errors, or Go's etcd simply closing
+// (with a FIN: Node's "disconnected before secure TLS connection was established"; with a RST,
+// which Go's close sends when our ClientHello is still unread: grpc-tls.ts words the reset as
+// "reset before secure TLS connection was established").
+const NOT_TLS = /wrong version number|packet length too long|http request|before secure TLS connection/i;
 const CLIENT_CERT_REFUSED = /alert bad certificate|certificate required|alert unknown ca|alert handshake failure/i;
 
 export function describeEtcdError(e: unknown, ctx: ErrorContext): EtcdSourceError {

@@ -24,6 +24,22 @@ export function targetHost(target: GrpcUri, options: ChannelOptions): string {
   return experimental.splitHostPort(authority)?.host ?? authority;
 }
 
+/**
+ * A connection reset while our ClientHello waits for an answer is what a plain (non-TLS) etcd
+ * does about as often as closing with a FIN: Go closes the connection after reading a request
+ * it cannot parse, and the kernel resets it when bytes of ours are still unread. Node words the
+ * FIN case "Client network socket disconnected before secure TLS connection was established"
+ * but the reset case only "read ECONNRESET", which reads like an outage; say it alike (errors.ts
+ * then names the scheme). Errors after the handshake never come here (the promise is settled).
+ */
+function handshakeError(e: NodeJS.ErrnoException): Error {
+  // Node's own FIN wording carries code ECONNRESET too; it needs no rewording.
+  if ((e.code !== 'ECONNRESET' && e.code !== 'EPIPE') || /before secure TLS connection/.test(e.message)) return e;
+  const wrapped = new Error(`connection reset before secure TLS connection was established (${e.message})`, { cause: e });
+  (wrapped as NodeJS.ErrnoException).code = e.code;
+  return wrapped;
+}
+
 export class EtcdTlsCredentials extends ChannelCredentials {
   constructor(private readonly context: SecureContext, private readonly liveness?: TcpLiveness) {
     super();
@@ -53,7 +69,7 @@ export class EtcdTlsCredentials extends ChannelCredentials {
           if (!tlsSocket.authorized) reject(tlsSocket.authorizationError);
           else resolve({ socket: tlsSocket, secure: true });
         });
-        tlsSocket.on('error', reject);
+        tlsSocket.on('error', (e: NodeJS.ErrnoException) => reject(handshakeError(e)));
       }),
       waitForReady: () => Promise.resolve(),
       getCallCredentials: () => perCall,
