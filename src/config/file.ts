@@ -7,11 +7,12 @@
 // must be valid UTF-8 (decoding invalid bytes to U+FFFD would make different values equal).
 import { closeSync, constants, fstatSync, openSync, readSync, type Stats } from 'node:fs';
 import { isUtf8 } from 'node:buffer';
-import { LineCounter, isAlias, isMap, isScalar, isSeq, parseDocument, type Document, type Node as YamlNode } from 'yaml';
-import { KEY_BY_NAME, LEGACY_NAMES } from './schema.js';
+import { LineCounter, isAlias, isMap, isScalar, isSeq, parseDocument, type Document, type Node as YamlNode, type Pair } from 'yaml';
+import { KEY_BY_NAME, LEGACY_NAMES, VIP_KEYS } from './schema.js';
 import type { LayerResult, RawEntry } from './raw.js';
 import { clip } from './show.js';
 import { didYouMean } from './suggest.js';
+import { MAX_VIPS, VIPS_KEY, entryLabel } from './vips.js';
 
 /** A configuration file is a few KB; this is hundreds of times that. */
 export const MAX_CONFIG_BYTES = 1024 * 1024;
@@ -22,9 +23,29 @@ export const MAX_ALIAS_COUNT = 100;
 /** Unknown keys warned about one by one; the rest are counted in one line. */
 const MAX_UNKNOWN_KEY_WARNINGS = 20;
 
+/** One entry of `vips:` as the file gives it: its own keys only. */
+export interface FileVipEntry {
+  /** Position in the list, 0-based. */
+  readonly index: number;
+  /** How lines about it begin: `vips[1] (billing)`. */
+  readonly label: string;
+  readonly entries: RawEntry[];
+  /** Keys an unknown key in the entry was probably meant to be: not reported missing as well. */
+  readonly misspelt: ReadonlySet<string>;
+  /** What is wrong with the entry as written (unknown or process-wide keys, a key twice), one line each. */
+  readonly problems: string[];
+  /**
+   * The entry is not fully known (not a mapping, a key twice, a key that is a list): it is not
+   * validated further, as "missing" or "duplicate ip" could then be false.
+   */
+  readonly broken: boolean;
+}
+
 export interface FileLayer extends LayerResult {
   /** The file could not be read or parsed: it may have set keys nobody can see. */
   readonly unreadable: boolean;
+  /** The `vips:` list, when the file has one, valid or not; undefined: one implicit VIP. */
+  readonly vips?: readonly FileVipEntry[];
 }
 
 const refused = (problem: string): FileLayer => ({ entries: [], problems: [problem], warnings: [], unreadable: true });
@@ -143,6 +164,8 @@ export function readConfigFile(path: string): FileLayer {
   });
   const problems: string[] = [];
   const seen = new Map<string, number | undefined>();
+  let vips: FileVipEntry[] | undefined;
+  const vipsProblems: string[] = [];
   let unknown = 0;
   for (const pair of root.items) {
     const keyNode = isAlias(pair.key) ? pair.key.resolve(doc) : pair.key;
@@ -155,6 +178,10 @@ export function readConfigFile(path: string): FileLayer {
       continue;
     }
     seen.set(name, pos?.line);
+    if (name === VIPS_KEY) {
+      vips = readVips(pair, js[name], { doc, lines, shown, where, problems: vipsProblems, warnings });
+      continue;
+    }
     const current = KEY_BY_NAME.has(name) ? name : LEGACY_NAMES.get(name);
     if (current === undefined) {
       if (++unknown <= MAX_UNKNOWN_KEY_WARNINGS) warnings.push(`${where}: unknown key ${clip(name)} is ignored${didYouMean(name, KEY_BY_NAME.keys())}`);
@@ -164,8 +191,110 @@ export function readConfigFile(path: string): FileLayer {
     entries.push({ key: current, raw: valueOf(pair.value as YamlNode | null, js[name], ['string', 'command'].includes(KEY_BY_NAME.get(current)!.kind), doc), origin: { layer: 'file', name, where } });
   }
   if (unknown > MAX_UNKNOWN_KEY_WARNINGS) warnings.push(`config file ${shown}: ${unknown - MAX_UNKNOWN_KEY_WARNINGS} more unknown keys are ignored`);
-  if (problems.length > 0) return { entries: [], problems, warnings, unreadable: true };
-  return { entries, problems: [], warnings, unreadable: false };
+  // A bad vips: list does not hide the rest of the file: its problems are reported with the
+  // others, and its entries that can be read are validated as usual.
+  if (problems.length > 0) return { entries: [], problems: [...problems, ...vipsProblems], warnings, unreadable: true };
+  return { entries, problems: vipsProblems, warnings, unreadable: false, vips };
+}
+
+interface ReadContext {
+  readonly doc: Document;
+  readonly lines: LineCounter;
+  /** The file's name as shown. */
+  readonly shown: string;
+  /** Where the `vips:` key is: `file F line 6`. */
+  readonly where: string;
+  /** Problems of the list as a whole. */
+  readonly problems: string[];
+  readonly warnings: string[];
+}
+
+/** The line and column where a node starts, as said in messages. */
+function position(node: unknown, lines: LineCounter): { line: number; col: number } | undefined {
+  const range = (node as { range?: [number, number, number] } | null)?.range;
+  return range ? lines.linePos(range[0]) : undefined;
+}
+
+function kindOfNode(node: unknown, resolved: unknown): string {
+  if (isSeq(node)) return 'a list';
+  if (isMap(node)) return 'a mapping';
+  if (resolved === null || resolved === undefined) return 'empty';
+  return typeof resolved === 'string' ? `the text ${clip(JSON.stringify(resolved))}` : `the value ${clip(String(resolved))}`;
+}
+
+/**
+ * The `vips:` list: a sequence of mappings, each with per-VIP keys once. The entries' problems are
+ * errors, not warnings as unknown top-level keys are: an entry is new, so no older daemon reads
+ * it, and a misspelt key in it would leave that VIP without a setting the operator meant.
+ * Duplicate keys are found with a Set, like the top level's (the library's check is quadratic).
+ */
+function readVips(pair: Pair, resolved: unknown, rc: ReadContext): FileVipEntry[] {
+  const { doc, lines, shown, where } = rc;
+  const node = isAlias(pair.value) ? pair.value.resolve(doc) : pair.value;
+  if (!isSeq(node)) {
+    rc.problems.push(`${VIPS_KEY}: ${kindOfNode(node, resolved)} (${where}); expected a list of entries ("- ip: ..." lines, one mapping per VIP)`);
+    return [];
+  }
+  if (node.items.length === 0) {
+    rc.problems.push(`${VIPS_KEY}: an empty list (${where}); expected at least one entry, or no ${VIPS_KEY}: key for one VIP set at the top level`);
+    return [];
+  }
+  if (node.items.length > MAX_VIPS) {
+    rc.problems.push(`${VIPS_KEY}: ${node.items.length} entries (${where}); expected at most ${MAX_VIPS}`);
+    return [];
+  }
+  const jsItems = Array.isArray(resolved) ? resolved : [];
+  const result = node.items.map((item, index): FileVipEntry => {
+    const entry = isAlias(item) ? item.resolve(doc) : item;
+    const js = jsItems[index] as Record<string, unknown> | undefined;
+    const at = position(item, lines);
+    const itemWhere = `file ${shown}${at ? ` line ${at.line}` : ''}`;
+    if (!isMap(entry)) {
+      const label = `${VIPS_KEY}[${index}]`;
+      return { index, label, entries: [], broken: true, misspelt: new Set(), problems: [`${label}: ${kindOfNode(entry, js)} (${itemWhere}); expected a mapping of per-VIP keys ("ip: ...", "trigger-key: ...")`] };
+    }
+    const label = entryLabel(index, js?.name, js?.ip);
+    const complex = entry.items.find((p) => !isScalar(p.key) && !(isAlias(p.key) && isScalar(p.key.resolve(doc))));
+    if (complex !== undefined) {
+      const kp = position(complex.key, lines);
+      return { index, label, entries: [], broken: true, misspelt: new Set(), problems: [`${label}: a key is a list or mapping (file ${shown}${kp ? ` line ${kp.line} column ${kp.col}` : ''}); expected "key: value" lines with plain key names`] };
+    }
+    const entries: RawEntry[] = [];
+    const entryProblems: string[] = [];
+    const misspelt = new Set<string>();
+    const seenInEntry = new Map<string, number | undefined>();
+    let broken = false;
+    for (const p of entry.items) {
+      const keyNode = isAlias(p.key) ? p.key.resolve(doc) : p.key;
+      const name = isScalar(keyNode) ? String(keyNode.value) : String(keyNode);
+      const kp = position(p.key, lines);
+      const keyWhere = `file ${shown}${kp ? ` line ${kp.line}` : ''}`;
+      if (seenInEntry.has(name)) {
+        const first = seenInEntry.get(name);
+        entryProblems.push(`${label}: duplicate key ${clip(name)} (file ${shown}${kp ? ` line ${kp.line} column ${kp.col}` : ''}${first ? `, first on line ${first}` : ''}); expected each key once in an entry`);
+        broken = true;
+        continue;
+      }
+      seenInEntry.set(name, kp?.line);
+      const current = KEY_BY_NAME.has(name) ? name : LEGACY_NAMES.get(name);
+      if (current === undefined) {
+        const guess = didYouMean(name, VIP_KEYS.map((k) => k.name));
+        const meant = / \(did you mean (.+)\?\)$/.exec(guess)?.[1];
+        if (meant !== undefined) misspelt.add(meant);
+        entryProblems.push(`${label}: unknown key ${clip(name)} (${keyWhere})${guess}; expected a per-VIP key such as ip, netmask, trigger-key or name`);
+        continue;
+      }
+      const k = KEY_BY_NAME.get(current)!;
+      if (k.scope !== 'vip') {
+        entryProblems.push(`${label}: ${current}: a process-wide key (${keyWhere}); set it at the top level, where it holds for every entry`);
+        continue;
+      }
+      if (current !== name) rc.warnings.push(`${keyWhere}: ${name} is a legacy name; use ${current}`);
+      entries.push({ key: current, raw: valueOf(p.value as YamlNode | null, js?.[name], ['string', 'command'].includes(k.kind), doc), origin: { layer: 'file', name, where: keyWhere } });
+    }
+    return { index, label, entries, broken, misspelt, problems: entryProblems };
+  });
+  return result;
 }
 
 /**

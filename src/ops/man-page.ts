@@ -43,6 +43,22 @@ function argument(k: KeyDef): string {
   }
 }
 
+/** The example of issue 14, as in the README. */
+const VIPS_EXAMPLE = [
+  'dcs-type: etcd',
+  'dcs-endpoints: [http://198.51.100.2:2379]',
+  'interface: eth0',
+  'netmask: 24',
+  'trigger-value: pg1',
+  'vips:',
+  '  - name: primary',
+  '    ip: 198.51.100.100',
+  '    trigger-key: /service/pg/leader',
+  '  - name: billing',
+  '    ip: 198.51.100.101',
+  '    trigger-key: /service/billing/leader',
+];
+
 function keyEntry(k: KeyDef): string[] {
   // defaultText is written for the README's default column: "(required; …)", "(none)", "5".
   const inner = /^\((.*)\)$/.exec(k.defaultText)?.[1];
@@ -54,6 +70,7 @@ function keyEntry(k: KeyDef): string[] {
     k.kind === 'enum' ? `One of: ${k.values!.join(', ')}${k.aliases ? ` (aliases: ${Object.entries(k.aliases).map(([a, v]) => `${a} for ${v}`).join(', ')})` : ''}.` : '',
     k.kind === 'list' ? 'Repeat the flag or separate values with commas.' : '',
     k.secret ? 'A secret: never logged or served, shown as ***** by --check-config.' : '',
+    k.scope === 'vip' ? 'Per VIP: may also be set in an entry of vips:.' : '',
   ].filter((s) => s !== '');
   return [
     '.TP',
@@ -119,6 +136,16 @@ export function renderManPage(opts: ManPageOptions = {}): string {
     ...keysOf('upstream'),
     '.SS "Keys added by this implementation"',
     ...keysOf('new'),
+    '.SS "Several VIPs"',
+    ...paragraphs(
+      'The YAML file (not flags or the environment) may list several VIPs under vips:, each a mapping of the keys marked "Per VIP" above. Every top-level value, from a flag, the environment or the file, is the default of every entry, and an entry\'s own value wins over it. Each entry needs its own ip and name (the name defaults to the ip); process-wide keys (the DCS, the HTTP endpoint, logging) are set at the top level only. Without vips:, the top level is the one VIP. For example:',
+    ),
+    '.PP',
+    '.RS',
+    '.nf',
+    ...VIPS_EXAMPLE.map(esc),
+    '.fi',
+    '.RE',
     section('ENVIRONMENT'),
     ...paragraphs(`${envName('config')} names the configuration file like --config. Every configuration key above is also read from its environment variable:`),
     '.PP',

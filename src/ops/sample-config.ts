@@ -28,6 +28,15 @@ const HEADER = [
   'The values set below are examples from the documentation address ranges: replace them.',
   'This file may hold secrets (etcd-password, consul-token, hcloud-token): keep it readable',
   'only by root and the vip-manager group (mode 0640).',
+  'Several VIPs: list them under vips:, each entry with the keys marked "Per VIP" below; the',
+  'top-level values are the defaults of every entry, and each entry needs its own ip:',
+  '  vips:',
+  '    - name: primary',
+  '      ip: 198.51.100.100',
+  '      trigger-key: /service/pg/leader',
+  '    - name: billing',
+  '      ip: 198.51.100.101',
+  '      trigger-key: /service/billing/leader',
   'Generated from the configuration schema of vip-manager.',
 ];
 
@@ -75,6 +84,7 @@ function keyBlock(k: KeyDef): string[] {
     k.required === true ? 'Required.' : `Default: ${k.defaultText}.`,
     k.kind === 'enum' ? `One of: ${k.values!.join(', ')}.` : '',
     `Environment: ${envName(k.name)}.`,
+    k.scope === 'vip' ? 'Per VIP.' : '',
     k.legacy?.length ? `Old names: ${k.legacy.join(', ')}.` : '',
   ].filter((s) => s !== '');
   const comment = [...wrap(k.help, WRAP_COLUMNS), ...wrap(facts.join(' '), WRAP_COLUMNS)].map((l) => `# ${l}`);

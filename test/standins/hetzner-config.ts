@@ -4,6 +4,10 @@ import { type Config } from '../../src/config/schema.js';
 export function hetznerConfig(overrides: Partial<Config>): Config {
   return {
     ip: '198.51.100.10',
+    name: '198.51.100.10',
+    role: 'leader',
+    fallback: 'none',
+    'max-lag': undefined,
     netmask: 32,
     interface: 'eth0',
     'trigger-key': '/service/pg/leader',
