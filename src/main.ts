@@ -44,7 +44,7 @@ export async function main(argv: readonly string[]): Promise<number> {
   if (cli.diagnose) return (await import('./diagnose/run.js')).runDiagnose(loaded);
   const { runDaemon } = await import('./daemon/run.js');
   await flushCompileCache();
-  return runDaemon(loaded);
+  return runDaemon(loaded, () => loadFromCommandLine(cli, { env: process.env, hostname: hostname() }));
 }
 
 /**

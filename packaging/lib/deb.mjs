@@ -11,9 +11,10 @@ import { debFileName, debVersion } from './version.mjs';
 const MAINTAINER = process.env.DEB_MAINTAINER ?? 'vip-manager maintainers <vip-manager@localhost>';
 /**
  * Besides the libraries the runtime links: ca-certificates (the launcher trusts the system's CA
- * store, as the Go original does) and adduser (postinst creates the system user).
+ * store, as the Go original does), adduser (postinst creates the system user) and procps (the
+ * units' ExecReload= sends SIGHUP with its /bin/kill; a minimal root lacks it).
  */
-const EXTRA_DEPENDS = ['ca-certificates', 'adduser'];
+const EXTRA_DEPENDS = ['ca-certificates', 'adduser', 'procps'];
 
 function control({ pkg, version, arch, installedKiB, depends }) {
   return [

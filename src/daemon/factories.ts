@@ -6,15 +6,42 @@ import type { ConsulSourceOptions } from '../dcs/consul/source.js';
 import type { EtcdSourceOptions } from '../dcs/etcd/source.js';
 import type { PatroniSourceOptions } from '../dcs/patroni/rest-source.js';
 import type { Logger } from '../log.js';
-import type { Metrics } from '../ops/metrics.js';
+import type { VipMetrics } from '../ops/metrics.js';
+import type { DcsBackend, DcsSession, RoleSourceFactory } from '../dcs/session.js';
 import type { LeaderSource, VipManager } from '../reconcile/ports.js';
 
-export async function createLeaderSource(cfg: Config, log: Logger): Promise<LeaderSource> {
+/**
+ * The one DCS session of the daemon (dcs/session.ts): one client or query loop for every entry.
+ * The role VIPs' code is loaded with the session (it is small); each DCS's only when configured.
+ */
+export async function createDcsSession(cfg: Config, log: Logger): Promise<DcsSession> {
+  const [{ DcsSession }, roles] = await Promise.all([import('../dcs/session.js'), roleSourceFactory()]);
+  return new DcsSession(await createBackend(cfg, log), roles, log);
+}
+
+async function createBackend(cfg: Config, log: Logger): Promise<DcsBackend> {
   switch (cfg['dcs-type']) {
-    case 'etcd': return new (await import('../dcs/etcd/source.js')).EtcdLeaderSource(etcdSourceOptions(cfg), log);
-    case 'consul': return new (await import('../dcs/consul/source.js')).ConsulLeaderSource(consulSourceOptions(cfg, log));
-    case 'patroni': return new (await import('../dcs/patroni/rest-source.js')).PatroniLeaderSource(patroniSourceOptions(cfg, log));
+    case 'etcd': return (await import('../dcs/etcd/backend.js')).createEtcdBackend(etcdSourceOptions(cfg), log);
+    case 'consul': {
+      const o = consulSourceOptions(cfg, log);
+      return (await import('../dcs/consul/backend.js')).createConsulBackend(o, o.log);
+    }
+    case 'patroni': {
+      // Patroni's REST API is polled per path: each distinct trigger-key is one poller.
+      const { PatroniLeaderSource } = await import('../dcs/patroni/rest-source.js');
+      return {
+        kind: 'patroni', providesLeaseDeadline: false,
+        keySource: (key) => new PatroniLeaderSource({ ...patroniSourceOptions(cfg, log), triggerKey: key }),
+        // The configuration refuses role VIPs with dcs-type patroni (config/load.ts).
+        prefixSource: (prefix) => { throw new Error(`dcs-type patroni cannot watch the cluster prefix ${prefix} that role VIPs need`); },
+        close: async () => undefined,
+      };
+    }
   }
+}
+
+async function roleSourceFactory(): Promise<RoleSourceFactory> {
+  return (await import('../dcs/role-source.js')).roleSource;
 }
 
 /** The etcd source's settings from the configuration (the source never sees the whole Config). */
@@ -59,7 +86,7 @@ export function patroniSourceOptions(cfg: Config, log: Logger): PatroniSourceOpt
   };
 }
 
-export async function createVipManager(cfg: Config, log: Logger, metrics: Metrics): Promise<VipManager> {
+export async function createVipManager(cfg: Config, log: Logger, metrics: VipMetrics): Promise<VipManager> {
   switch (cfg['manager-type']) {
     case 'basic': {
       const { BasicManager } = await import('../vip/basic.js');
@@ -84,9 +111,9 @@ export async function createVipManager(cfg: Config, log: Logger, metrics: Metric
   }
 }
 
-/** dcs-loss patroni only: the poller of this node's Patroni REST API (GET /primary). */
-export async function createLocalPrimaryPoller(cfg: Config, log: Logger) {
-  if (cfg['dcs-loss'] !== 'patroni') return null;
+/** dcs-loss patroni only (`needed`: some entry has it): the poller of this node's Patroni REST API (GET /primary), shared by every entry. */
+export async function createLocalPrimaryPoller(cfg: Config, needed: boolean, log: Logger) {
+  if (!needed) return null;
   const [{ PatroniLocalPrimary }, { registerBasicAuth }] = await Promise.all([import('../dcs/patroni/local-primary.js'), import('../ops/redact.js')]);
   const user = cfg['patroni-api-user'];
   const password = cfg['patroni-api-password'];

@@ -1,12 +1,14 @@
-// The daemon: builds the leader source, the VIP holder, the reconciler and the operations
-// surface (metrics/health/status HTTP, systemd notifications) from the configuration, runs
-// until a stop signal (signals.ts), then releases the VIP (unless release-on-stop is false) and
-// exits with the signal's code.
+// The daemon: one DCS session, and per VIP entry a leader source over it, a VIP holder, a
+// reconciler and a hook queue (entry.ts); the operations surface (metrics/health/status HTTP,
+// systemd notifications) over all of them. Runs until a stop signal (signals.ts), re-reads the
+// configuration on SIGHUP (reload.ts), then releases every VIP (unless release-on-stop is
+// false) and exits with the signal's code.
 import { readFileSync } from 'node:fs';
 import { performance } from 'node:perf_hooks';
 import { EXIT_CONFIG } from '../config/errors.js';
 import type { LoadedConfig } from '../config/load.js';
-import { maskedConfig } from '../config/render.js';
+import { maskedConfig, maskedEntry } from '../config/render.js';
+import type { DcsSession } from '../dcs/session.js';
 import { createLogger, type Logger } from '../log.js';
 import { createOpsHttp } from '../ops/http.js';
 import { Metrics } from '../ops/metrics.js';
@@ -14,14 +16,14 @@ import { registerConfigSecrets } from '../ops/redact.js';
 import { Notifier } from '../ops/sdnotify.js';
 import { assertCapabilities, MissingCapabilityError } from '../net/capabilities.js';
 import { sendDatagram } from '../net/unix-datagram.js';
-import { Reconciler, type Transition } from '../reconcile/loop.js';
 import { buildInfo, runtimeInfo } from '../version.js';
 import { wakeups } from '../wakeups.js';
-import type { HookQueue } from '../hooks/runner.js';
 import type { VipManager } from '../reconcile/ports.js';
-import { createLeaderSource, createLocalPrimaryPoller, createVipManager } from './factories.js';
+import { buildEntry, startEntry, type Entry, type EntryContext } from './entry.js';
+import { createDcsSession, createLocalPrimaryPoller } from './factories.js';
+import { reloadConfiguration } from './reload.js';
 import { installSignalHandlers } from './signals.js';
-import { StatusBoard } from './status.js';
+import { statusDocument, statusLine } from './status.js';
 
 /**
  * The reconcile loop's heartbeat: /healthz and the systemd watchdog need it recent. It beats
@@ -38,7 +40,7 @@ const HEARTBEAT_STALE_MS = 5000;
  */
 const PASS_STUCK_MS = 120_000;
 /** Errors that building the source or the manager throws for a bad setting or file. */
-const CONFIG_ERRORS = new Set(['HetznerConfigError', 'EtcdConfigFileError', 'DcsTlsConfigError', 'InvalidVipError']);
+export const CONFIG_ERRORS = new Set(['HetznerConfigError', 'EtcdConfigFileError', 'DcsTlsConfigError', 'InvalidVipError', 'HookCapabilityError']);
 /** SIGTERM to exit with the basic manager: the release itself takes well under a millisecond. */
 const SHUTDOWN_DEADLINE_MS = 900;
 /**
@@ -68,33 +70,39 @@ interface Stop {
   keep: string | null;
 }
 
-export async function runDaemon(loaded: LoadedConfig): Promise<number> {
+export async function runDaemon(loaded: LoadedConfig, reread?: () => LoadedConfig): Promise<number> {
   const cfg = loaded.config;
   // Before the first log line and before any client exists: from here on no log line or
   // /status answer can show a secret value, even inside a server's error body that echoes our
   // request headers.
-  registerConfigSecrets(cfg);
+  for (const v of loaded.vips) registerConfigSecrets(v.config);
   const log = createLogger({ format: cfg['log-format'], verbose: cfg.verbose });
   // First of all: until SIGUSR1 has a listener, Node would open its inspector on it. A stop
   // signal during start-up is kept and acted on as soon as the parts to stop exist.
   let stopping = false;
   let finish: (stop: Stop) => void = () => {};
   const exited = new Promise<Stop>((resolve) => { finish = (s) => { if (!stopping) { stopping = true; resolve(s); } }; });
-  let statusLine = () => 'starting';
+  let entries: Entry[] = [];
+  let reloadRequested: () => void = () => log.info('SIGHUP received during start-up: the configuration read at start is used');
   installSignalHandlers({
-    log, status: () => statusLine(), stopping: () => stopping,
-    stop: (_signal, code) => finish({ code, keep: cfg['release-on-stop'] ? null : 'release-on-stop is false' }),
+    log, status: () => statusLine(entries), stopping: () => stopping,
+    stop: (_signal, code) => finish({ code, keep: null }),
+    reload: () => reloadRequested(),
   });
   for (const w of loaded.warnings) log.warn(`config: ${w}`);
   const info = buildInfo();
-  log.info({ version: info.version, commit: info.commit, runtime: runtimeInfo(info), config: maskedConfig(cfg) },
-    `vip-manager ${info.version} starting: VIP ${cfg.ip}/${cfg.netmask}${cfg.interface ? ` on ${cfg.interface}` : ''}, ${cfg['dcs-type']} key ${cfg['trigger-key']} = ${cfg['trigger-value']}, manager ${cfg['manager-type']}, dcs-loss ${cfg['dcs-loss']}`);
+  const summary = loaded.vips.map((v) => `${v.name === v.config.ip ? '' : `${v.name} = `}${v.config.ip}/${v.config.netmask}${v.config.interface ? ` on ${v.config.interface}` : ''} (${v.config.role === 'leader' ? `key ${v.config['trigger-key']}` : `role ${v.config.role} of ${v.config['trigger-key']}`} = ${v.config['trigger-value']}, manager ${v.config['manager-type']}, dcs-loss ${v.config['dcs-loss']})`);
+  log.info({ version: info.version, commit: info.commit, runtime: runtimeInfo(info), config: maskedConfig(cfg, 'process'), vips: loaded.vips.map(maskedEntry) },
+    `vip-manager ${info.version} starting: ${cfg['dcs-type']}; VIP ${summary.join('; VIP ')}`);
 
   // Before anything answers /healthz: a daemon that could never take the VIP over must not
   // look healthy until the moment it has to.
   try {
-    if (!assertCapabilities(cfg['manager-type'], () => readFileSync('/proc/self/status', 'utf8'))) {
-      log.warn('cannot read the effective capabilities from /proc/self/status: not checked at start');
+    for (const type of new Set(loaded.vips.map((v) => v.config['manager-type']))) {
+      if (!assertCapabilities(type, () => readFileSync('/proc/self/status', 'utf8'))) {
+        log.warn('cannot read the effective capabilities from /proc/self/status: not checked at start');
+        break;
+      }
     }
   } catch (e) {
     if (!(e instanceof MissingCapabilityError)) throw e;
@@ -103,41 +111,16 @@ export async function runDaemon(loaded: LoadedConfig): Promise<number> {
   }
 
   const metrics = new Metrics({ version: info.version, dcsType: cfg['dcs-type'], managerType: cfg['manager-type'] });
-  // Hooks run beside the reconciler, never in its way; one queue per VIP entry (today one).
-  // Loaded only when configured, like the sources and managers (factories.ts).
-  let hooks: HookQueue | null = null;
-  if (cfg['on-acquire'] !== undefined || cfg['on-release'] !== undefined) {
-    const { HookQueue } = await import('../hooks/runner.js');
-    try {
-      hooks = new HookQueue({
-        commands: { acquire: cfg['on-acquire'], release: cfg['on-release'] }, timeoutMs: cfg['hook-timeout'],
-        log: log.child({ component: 'hooks' }), onResult: (hook, result, seconds) => metrics.hookRun(hook, result, seconds),
-      });
-    } catch (e) {
-      if ((e as Error).name !== 'HookCapabilityError') throw e;
-      log.error(`cannot start: ${(e as Error).message}`);
-      return EXIT_CONFIG;
-    }
-    metrics.enableHooks([...(cfg['on-acquire'] ? ['on-acquire' as const] : []), ...(cfg['on-release'] ? ['on-release' as const] : [])]);
-  }
-  let source;
-  let manager;
+  let session: DcsSession;
   let localPrimary: Awaited<ReturnType<typeof createLocalPrimaryPoller>> = null;
   try {
-    source = await createLeaderSource(cfg, log.child({ component: 'dcs' }));
-    manager = await createVipManager(cfg, log.child({ component: 'vip' }), metrics);
-    localPrimary = await createLocalPrimaryPoller(cfg, log.child({ component: 'patroni-local' }));
+    session = await createDcsSession(cfg, log.child({ component: 'dcs' }));
+    localPrimary = await createLocalPrimaryPoller(cfg, loaded.vips.some((v) => v.config['dcs-loss'] === 'patroni'), log.child({ component: 'patroni-local' }));
   } catch (e) {
     log.error({ err: e }, `cannot start: ${(e as Error).message}`);
     // A bad credentials or TLS file is a configuration error like any other: systemd must not
     // restart into it (RestartPreventExitStatus=78).
     return CONFIG_ERRORS.has((e as Error).name) ? EXIT_CONFIG : 1;
-  }
-  if (cfg['dcs-loss'] === 'patroni' && cfg['dcs-type'] === 'patroni') {
-    log.warn('dcs-loss patroni with dcs-type patroni: the DCS is already the Patroni REST API, so when it is unreachable the VIP goes at once; dcs-loss patroni is meant for dcs-type etcd or consul');
-  }
-  if (cfg['dcs-loss'] === 'hold-lease' && !source.providesLeaseDeadline) {
-    log.warn(`dcs-type ${cfg['dcs-type']} gives no lease deadline: dcs-loss hold-lease acts as release (retry-num ${cfg['retry-num']} × retry-after ${cfg['retry-after']} ms)`);
   }
 
   let heartbeat = performance.now();
@@ -147,111 +130,114 @@ export async function runDaemon(loaded: LoadedConfig): Promise<number> {
     wakeups.schedule(beatKey, HEARTBEAT_MS / 2, HEARTBEAT_MS * 1.5, beat);
   };
   beat();
-  let reconciler: Reconciler | undefined;
   const alive = () => {
-    const busySince = reconciler?.snapshot().busySince ?? null;
-    return performance.now() - heartbeat < HEARTBEAT_STALE_MS && (busySince === null || performance.now() - busySince < PASS_STUCK_MS);
+    const now = performance.now();
+    return now - heartbeat < HEARTBEAT_STALE_MS && entries.every((e) => {
+      const busySince = e.reconciler.snapshot().busySince;
+      return busySince === null || now - busySince < PASS_STUCK_MS;
+    });
   };
   const notifier = new Notifier({ send: sendDatagram, alive, logger: log });
-  const status = new StatusBoard(cfg, info);
-  statusLine = () => status.line();
-
+  const startedAt = new Date();
   let readySent = false;
-
-  reconciler = new Reconciler({
-    source, manager, log: log.child({ component: 'reconcile' }),
-    policy: cfg['dcs-loss'], triggerValue: cfg['trigger-value'], retryNum: cfg['retry-num'], retryAfter: cfg['retry-after'],
-    // An answer counts until the next one is due at the latest: asked every interval, each
-    // request at most its timeout long.
-    ...(localPrimary ? { localPrimaryMaxAgeMs: cfg.interval + localPrimary.timeoutMs } : {}),
-    onView: (v) => {
-      const before = status.line();
-      status.view(v);
-      // systemctl status shows an outage (or its end) even when it changes nothing else.
-      if (readySent && status.line() !== before) void notifier.status(status.line());
-      metrics.setDcsConnected(v.kind === 'value');
-      if (v.kind === 'value') {
-        metrics.dcsAnswered(v.at);
-        metrics.setLeaseDeadline(v.leaseDeadline);
-      } else {
-        metrics.error('dcs');
-      }
-    },
-    onTransition: (t: Transition) => {
-      status.transition(t);
-      if (t.direction !== 'announce') {
-        metrics.transition(t.direction, t.cause);
-        metrics.setHeld(t.direction === 'acquire');
-        if (t.reactionMs !== null) metrics.observeReaction(t.reactionMs);
-        hooks?.push({ event: t.direction, name: cfg.ip, ip: cfg.ip, cause: t.cause, value: t.value });
-      }
-      void notifier.status(status.line());
-    },
-    onError: (component) => metrics.error(component),
-    // Retrying cannot help, and a release would meet the same refusal (or, with an API, repeat
-    // a rejected call): the VIP stays as it is.
+  const ctx: EntryContext = {
+    log, metrics, session, localPrimary,
     onFatal: () => finish({ code: 1, keep: 'stopping after a fatal error' }),
-    onPassed: (view, decision) => {
-      // A pass that changed nothing saw the VIP as it is: keep the gauge, /status and STATUS=
-      // in step (a restart on the holder finds the VIP already here, with no acquire).
-      const observed = reconciler?.snapshot().held;
-      if ((decision.action === 'none' || decision.action === 'announce') && observed) {
-        metrics.setHeld(observed.held);
-        if (status.observed(observed.held) && readySent) void notifier.status(status.line());
-      }
-      // READY=1 once the first DCS answer has been applied (or found to need nothing).
-      if (readySent || view?.kind !== 'value') return;
+    onStatus: (always = false) => { if (readySent || always) void notifier.status(statusLine(entries)); },
+    onFirstAnswer: () => {
+      // READY=1 once every entry has applied its first DCS answer (or found it needs nothing).
+      if (readySent || !entries.every((e) => e.answered)) return;
       readySent = true;
-      log.info({ value: view.value, revision: view.revision, desired: decision.desired, cause: decision.cause },
-        `ready: first answer from the DCS applied (${cfg['trigger-key']} = ${JSON.stringify(view.value)}); ${decision.desired ? 'this node holds the VIP' : 'standing by'}`);
-      void notifier.ready(status.line());
+      void notifier.ready(statusLine(entries));
     },
-  });
+  };
+  try {
+    for (const v of loaded.vips) entries.push(await buildEntry(v, ctx));
+  } catch (e) {
+    log.error({ err: e }, `cannot start: ${(e as Error).message}`);
+    wakeups.cancel(beatKey);
+    await Promise.allSettled(entries.map((en) => en.dispose()));
+    await Promise.allSettled([session.close(), localPrimary?.close()]);
+    return CONFIG_ERRORS.has((e as Error).name) ? EXIT_CONFIG : 1;
+  }
 
   const http = createOpsHttp({
     enabled: cfg['http-enabled'], listen: cfg['http-listen'], metrics, logger: log.child({ component: 'http' }),
     health: () => {
-      const busySince = reconciler!.snapshot().busySince;
-      return { ok: alive(), detail: { heartbeatAgeMs: Math.round(performance.now() - heartbeat), passRunningMs: busySince === null ? null : Math.round(performance.now() - busySince) } };
+      const now = performance.now();
+      const busy = entries.map((e) => e.reconciler.snapshot().busySince).filter((b): b is number => b !== null);
+      return { ok: alive(), detail: { heartbeatAgeMs: Math.round(now - heartbeat), passRunningMs: busy.length === 0 ? null : Math.round(now - Math.min(...busy)) } };
     },
-    status: () => status.snapshot(reconciler!.snapshot(), manager.conflicts?.()),
+    status: () => statusDocument(entries, info, startedAt),
   });
   try {
     await http.start();
   } catch (e) {
     log.error({ err: e }, `cannot start: ${(e as Error).message}`);
     wakeups.cancel(beatKey);
-    await Promise.allSettled([source.close(), manager.close()]);
+    await Promise.allSettled(entries.map((en) => en.dispose()));
+    await Promise.allSettled([session.close(), localPrimary?.close()]);
     return 1;
   }
-  await reconciler.start();
-  localPrimary?.start((a) => reconciler!.setLocalPrimary(a));
+  for (const e of entries) await startEntry(e);
+  localPrimary?.start((a) => { for (const e of entries) e.reconciler.setLocalPrimary(a); });
   notifier.start();
 
+  // SIGHUP: one reload at a time; one more if another SIGHUP came meanwhile (it may carry a
+  // newer file), never during a stop.
+  let reloading: Promise<void> | null = null;
+  let again = false;
+  let current = loaded;
+  reloadRequested = () => {
+    if (stopping) return;
+    if (reread === undefined) {
+      log.warn('SIGHUP received: this daemon was started without a configuration to re-read; restart to apply changes');
+      return;
+    }
+    if (reloading !== null) { again = true; return; }
+    const run = async (): Promise<void> => {
+      do {
+        again = false;
+        void notifier.reloading();
+        const r = await reloadConfiguration({ current, reread, entries, ctx, log });
+        current = r.loaded;
+        entries = r.entries;
+        void notifier.ready(statusLine(entries));
+      } while (again && !stopping);
+    };
+    reloading = run().finally(() => { reloading = null; });
+  };
+
   const { code, keep } = await exited;
+  await reloading;
   void notifier.stopping('stopping');
-  const limit = cfg['manager-type'] === 'basic' ? SHUTDOWN_DEADLINE_MS : API_SHUTDOWN_DEADLINE_MS;
+  const limit = entries.every((e) => e.config['manager-type'] === 'basic') ? SHUTDOWN_DEADLINE_MS : API_SHUTDOWN_DEADLINE_MS;
   const deadline = new Promise<'late'>((r) => setTimeout(() => r('late'), limit).unref());
-  const stopped = await Promise.race([reconciler.stop(keep === null, keep ?? undefined).then(() => 'done' as const), deadline]);
-  if (stopped === 'late') {
-    const pending = manager.inFlight?.() ?? [];
+  const stops = entries.map((e) => {
+    const why = keep ?? (e.config['release-on-stop'] ? null : 'release-on-stop is false');
+    const done = e.reconciler.stop(why === null, why ?? undefined).then(() => true);
+    return { e, why, done: Promise.race([done, deadline.then(() => false)]) };
+  });
+  for (const { e, why, done } of stops) {
+    if (await done) continue;
+    const pending = e.manager.inFlight?.() ?? [];
     if (pending.length === 0) {
-      log.warn(`shutdown took longer than ${limit} ms; exiting anyway`);
+      log.warn({ vip: e.name }, `shutdown took longer than ${limit} ms; exiting anyway`);
       // The stuck pass keeps the loop from releasing, but a VIP left on a node whose daemon is
       // gone stays there while the next leader adds it too. Nothing is waiting on the manager
       // (no request in flight), so release directly, bounded: a netlink delete takes
       // microseconds, and whatever the pass was retrying ends with the process.
-      if (keep === null) await releaseDirectly(manager, log, RELEASE_AT_DEADLINE_MS);
+      if (why === null) await releaseDirectly(e.manager, log.child({ vip: e.name }), RELEASE_AT_DEADLINE_MS);
     } else {
       const what = pending.map((p) => `${p.what} (sent ${p.ageMs} ms ago)`).join(', ');
-      log.warn({ deadlineMs: limit, inFlight: pending },
+      log.warn({ vip: e.name, deadlineMs: limit, inFlight: pending },
         `shutdown deadline of ${limit} ms reached with ${what} unanswered; exiting without the answer: the provider carries out the change it accepted (a Robot switch takes 40-60 s), and the next leader takes the IP over either way`);
     }
   }
   await localPrimary?.close();
-  await hooks?.close(HOOKS_SHUTDOWN_WAIT_MS);
+  await Promise.all(entries.map((e) => e.hooks?.close(HOOKS_SHUTDOWN_WAIT_MS)));
   wakeups.cancel(beatKey);
-  await Promise.race([http.close(), deadline]);
+  await Promise.race([Promise.allSettled([http.close(), session.close()]), deadline]);
   log.info({ code }, 'vip-manager stopped');
   log.flush?.();
   // A DCS client that did not close in time must not keep the process alive.

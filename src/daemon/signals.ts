@@ -11,6 +11,8 @@ import { ignoreRealtimeSignals } from '../net/libc.js';
 export type SignalEffect =
   /** The orderly stop: release per release-on-stop (see the exit code), then exit. */
   | { readonly kind: 'stop'; readonly exitCode: 0 | 1; readonly why: string }
+  /** Re-read the configuration (run.ts → reload.ts). */
+  | { readonly kind: 'reload'; readonly why: string }
   /** Keep running; log a line (with the status for `status`), or nothing for `silent`. */
   | { readonly kind: 'ignore'; readonly log: 'line' | 'status' | 'silent'; readonly note: string; readonly why: string }
   /** No listener: the disposition Node or the kernel gives it is already right (or unavoidable). */
@@ -26,8 +28,7 @@ export const SIGNAL_TABLE: Readonly<Record<string, SignalEffect>> = {
   SIGINT: stop('Ctrl-C when run by hand'),
   SIGQUIT: stop('Ctrl-\\ or an operator asking it to quit; its default core dump would leave the VIP behind, and there is no goroutine dump to take as in Go'),
   SIGXCPU: stop('the soft RLIMIT_CPU was reached and SIGKILL follows at the hard limit: release while that is still possible; exit 1 so Restart=on-failure restarts it', 1),
-  SIGHUP: ignore('reload is not supported yet; restart to apply a configuration change',
-    'the conventional reload request (systemctl kill -s HUP, a closed terminal); dying from it would leave the VIP behind'),
+  SIGHUP: { kind: 'reload', why: 'the conventional reload request (systemctl reload: ExecReload= sends it): re-read the configuration and apply what changed; dying from it would leave the VIP behind' },
   SIGUSR1: ignore('ignored; a signal never opens the debugger',
     'Node opens its inspector on SIGUSR1 (anyone local could then run code in the daemon); a listener replaces that handler. Logs the status line instead', 'status'),
   SIGUSR2: ignore('ignored', 'no user-defined action; its default would kill the daemon with the VIP left behind. Logs the status line', 'status'),
@@ -64,6 +65,8 @@ export interface SignalHandlerOptions {
   stop: (signal: NodeJS.Signals, exitCode: 0 | 1) => void;
   /** The one-line status (as in systemd's STATUS=) for the signals that log it. */
   status: () => string;
+  /** SIGHUP: re-read the configuration (the caller serialises reloads and ignores them while stopping). */
+  reload: () => void;
   /** Whether a stop is already under way: later stop signals are only logged. */
   stopping: () => boolean;
 }
@@ -77,7 +80,12 @@ export function installSignalHandlers(o: SignalHandlerOptions): void {
   for (const [name, effect] of Object.entries(SIGNAL_TABLE)) {
     if (effect.kind === 'default') continue;
     const signal = name as NodeJS.Signals;
-    if (effect.kind === 'stop') {
+    if (effect.kind === 'reload') {
+      process.on(signal, () => {
+        o.log.info({ signal }, `${signal} received: ${o.stopping() ? 'stopping, not reloading' : 'reloading the configuration'}`);
+        if (!o.stopping()) o.reload();
+      });
+    } else if (effect.kind === 'stop') {
       process.on(signal, () => {
         if (o.stopping()) {
           o.log.info({ signal }, `${signal} received: already stopping`);

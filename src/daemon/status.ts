@@ -26,9 +26,9 @@ export class StatusBoard {
   private lastError: string | null = null;
   private heldSince: Date | null = null;
   private readonly history: Transition[] = [];
-  private readonly started = new Date();
 
-  constructor(private readonly cfg: Config, private readonly info: BuildInfo) {}
+  /** `name`: the VIP entry's name (config key `name`, default its ip). */
+  constructor(readonly name: string, private readonly cfg: Config) {}
 
   view(v: LeaderView): void {
     if (v.kind === 'value') {
@@ -82,15 +82,13 @@ export class StatusBoard {
     leader: unknown; [k: string]: unknown;
   } {
     return {
-      version: this.info.version,
-      commit: this.info.commit,
-      runtime: runtimeInfo(this.info),
-      startedAt: this.started.toISOString(),
+      name: this.name,
       config: {
         ip: this.cfg.ip, netmask: this.cfg.netmask, interface: this.cfg.interface ?? null,
         'trigger-key': displayText(this.cfg['trigger-key']), 'trigger-value': displayText(this.cfg['trigger-value']),
         'dcs-type': this.cfg['dcs-type'], 'dcs-endpoints': this.cfg['dcs-endpoints'].map(stripCredentials),
         'manager-type': this.cfg['manager-type'], 'dcs-loss': this.cfg['dcs-loss'], 'release-on-stop': this.cfg['release-on-stop'],
+        role: this.cfg.role,
       },
       leader: this.leader && {
         value: this.leader.value, revision: this.leader.revision, isThisNode: this.leader.isThisNode,
@@ -110,6 +108,37 @@ export class StatusBoard {
       })),
     };
   }
+}
+
+/** Every entry's board, in configuration order: what /status and STATUS= show. */
+export interface EntryStatus {
+  readonly board: StatusBoard;
+  readonly reconciler: { snapshot(): { view: LeaderView | null; held: HolderState | null } };
+  readonly conflicts?: () => ReadonlyArray<object> | undefined;
+}
+
+/** One line for `systemctl status`: the entry's line, prefixed with its name when there are several. */
+export function statusLine(entries: readonly EntryStatus[]): string {
+  if (entries.length === 0) return 'no VIP configured';
+  if (entries.length === 1) return entries[0]!.board.line();
+  return entries.map((e) => `${e.board.name}: ${e.board.line()}`).join('; ');
+}
+
+/**
+ * The /status document: build facts, then every entry under `vips` (in configuration order).
+ * The first entry's fields also stand at the top level, as they did before several VIPs existed,
+ * so a client written for one VIP keeps working.
+ */
+export function statusDocument(entries: readonly EntryStatus[], info: BuildInfo, startedAt: Date): Record<string, unknown> {
+  const vips = entries.map((e) => e.board.snapshot(e.reconciler.snapshot(), e.conflicts?.()));
+  return {
+    version: info.version,
+    commit: info.commit,
+    runtime: runtimeInfo(info),
+    startedAt: startedAt.toISOString(),
+    ...(vips[0] ?? {}),
+    vips,
+  };
 }
 
 /** An endpoint URL may carry user:password@: never show it. */

@@ -179,7 +179,7 @@ export function renderManPage(opts: ManPageOptions = {}): string {
     esc('The CPU time limit was reached: stop the same way, exit 1.'),
     '.TP',
     bold('SIGHUP'),
-    esc('Logged and ignored: reload is not supported yet; restart to apply a configuration change.'),
+    esc('Reload: re-read the configuration and apply what changed, entry by entry; unchanged VIPs are left untouched, an invalid file is refused with one error line and the running configuration continues (systemctl reload sends it).'),
     '.TP',
     `${bold('SIGUSR1')}, ${bold('SIGUSR2')}`,
     esc('Log the status line and keep running. No signal ever opens the Node.js inspector.'),

@@ -127,24 +127,112 @@ export class OnDemandLoopDelay {
   }
 }
 
+/** The label every per-VIP series carries: the entry's name (config key `name`, default its ip). */
+const VIP_LABEL = 'vip';
+
+/** What one VIP entry knows for its time-based gauges (computed at scrape time). */
+interface VipClock {
+  lastAnswerAt: number | null;
+  connected: boolean;
+  leaseDeadline: number | null;
+  conflictCount: () => number;
+}
+
+/**
+ * The series of one VIP entry: every one carries `vip="<name>"`, so a daemon with five entries
+ * has five sets (bounded by the configuration; a reload that removes an entry removes its set).
+ */
+export class VipMetrics {
+  constructor(private readonly m: Metrics, readonly name: string, private readonly clock: VipClock) {}
+
+  /** The VIP is (or is no longer) held here, as last observed. */
+  setHeld(held: boolean): void {
+    this.m.series.held.set({ vip: this.name }, held ? 1 : 0);
+  }
+
+  /** One acquire or release was carried out; `cause` is a short slug such as "key-ours". */
+  transition(direction: TransitionDirection, cause: string): void {
+    this.m.series.transitions.inc({ vip: this.name, direction, cause: CAUSE_PATTERN.test(cause) ? cause : OTHER_CAUSE });
+  }
+
+  setDcsConnected(connected: boolean): void {
+    this.clock.connected = connected;
+    this.m.series.dcsConnected.set({ vip: this.name }, connected ? 1 : 0);
+  }
+
+  /** The DCS answered; `monotonicMs` is when (performance.now() time base). */
+  dcsAnswered(monotonicMs: number): void {
+    if (this.clock.lastAnswerAt === null || monotonicMs > this.clock.lastAnswerAt) this.clock.lastAnswerAt = monotonicMs;
+  }
+
+  /** True once the DCS has answered for this entry at least once. */
+  hasDcsAnswered(): boolean {
+    return this.clock.lastAnswerAt !== null;
+  }
+
+  /** The leader key's lease deadline (monotonic ms), or null when there is none. */
+  setLeaseDeadline(monotonicMs: number | null): void {
+    this.clock.leaseDeadline = monotonicMs;
+  }
+
+  /** Key change seen → address applied, in milliseconds. */
+  observeReaction(ms: number): void {
+    if (Number.isFinite(ms) && ms >= 0) this.m.series.reaction.observe({ vip: this.name }, ms / MS_PER_SECOND);
+  }
+
+  /** `packets` announcement packets were sent. */
+  announced(packets = 1): void {
+    if (packets > 0) this.m.series.announcements.inc({ vip: this.name }, packets);
+  }
+
+  /** Another host claimed the VIP while we held it (one counted claim). */
+  addressConflict(): void {
+    this.m.series.conflicts.inc({ vip: this.name });
+  }
+
+  /** Where vip_manager_address_conflict reads the number of conflicting hosts at scrape time. */
+  setConflictSource(count: () => number): void {
+    this.clock.conflictCount = count;
+  }
+
+  /**
+   * The hooks configured for this entry (hooks/runner.ts): their series exist from then on, at 0
+   * for every result, so rate() and alerts work before the first run.
+   */
+  enableHooks(hooks: readonly HookLabel[]): void {
+    const { hookRuns, hookDuration } = this.m.hookSeries();
+    for (const hook of hooks) {
+      for (const result of HOOK_RESULT_LABELS) hookRuns.inc({ vip: this.name, hook, result }, 0);
+      hookDuration.zero({ vip: this.name, hook });
+    }
+  }
+
+  /** One hook run ended; `seconds` is null for one that never ran. */
+  hookRun(hook: HookLabel, result: HookResultLabel, seconds: number | null): void {
+    const { hookRuns, hookDuration } = this.m.hookSeries();
+    hookRuns.inc({ vip: this.name, hook, result });
+    if (seconds !== null && Number.isFinite(seconds) && seconds >= 0) hookDuration.observe({ vip: this.name, hook }, seconds);
+  }
+}
+
+type VipSeries = {
+  held: Gauge<'vip'>;
+  transitions: Counter<'vip' | 'direction' | 'cause'>;
+  dcsConnected: Gauge<'vip'>;
+  reaction: Histogram<'vip'>;
+  announcements: Counter<'vip'>;
+  conflicts: Counter<'vip'>;
+};
+
 export class Metrics {
   readonly registry: Registry;
   private readonly now: () => number;
-  private lastAnswerAt: number | null = null;
-  private connected = false;
-  private leaseDeadline: number | null = null;
-
-  private readonly held: Gauge;
-  private readonly transitions: Counter<'direction' | 'cause'>;
-  private readonly dcsConnected: Gauge;
-  private readonly reaction: Histogram;
-  private readonly announcements: Counter;
+  /** @internal the per-VIP series, written through VipMetrics only. */
+  readonly series: VipSeries;
+  private readonly vips = new Map<string, { handle: VipMetrics; clock: VipClock }>();
   private readonly errors: Counter<'component'>;
-  private readonly conflicts: Counter;
-  /** How many foreign hosts claim the VIP now (conflict-watch.ts); none until a manager says. */
-  private conflictCount: () => number = () => 0;
-  private hookRuns: Counter<'hook' | 'result'> | null = null;
-  private hookDuration: Histogram<'hook'> | null = null;
+  private hookRuns: Counter<'vip' | 'hook' | 'result'> | null = null;
+  private hookDuration: Histogram<'vip' | 'hook'> | null = null;
   /** The monitor behind nodejs_eventloop_lag_*; null without default metrics. */
   readonly loopDelay: OnDemandLoopDelay | null = null;
 
@@ -160,66 +248,70 @@ export class Metrics {
         new Gauge({ name, help, registers, async collect() { this.set((await loopDelay.sample())[stat]); } });
       }
     }
-
-    this.held = new Gauge({ name: 'vip_manager_vip_held', help: '1 while this node holds the VIP, else 0.', registers });
-    this.transitions = new Counter({
-      name: 'vip_manager_transitions_total',
-      help: 'VIP acquisitions and releases, by cause.',
-      labelNames: ['direction', 'cause'] as const,
-      registers,
-    });
-    this.dcsConnected = new Gauge({ name: 'vip_manager_dcs_connected', help: '1 while the DCS answers, else 0.', registers });
-
-    // Both time-based gauges are computed at scrape time from stored monotonic instants, so a
-    // scrape always sees the current age, not the age at the last event.
+    const labelNames = [VIP_LABEL] as const;
     const self = this;
+    // Gauges computed at scrape time from stored monotonic instants: a scrape always sees the
+    // current age, not the age at the last event.
+    const perVip = (set: (g: Gauge<'vip'>, vip: string, c: VipClock) => void) => function collect(this: Gauge<'vip'>) {
+      // Rebuilt at each scrape: an entry dropped by a reload must not keep its last value.
+      this.reset();
+      for (const [vip, { clock }] of self.vips) set(this, vip, clock);
+    };
+    this.series = {
+      held: new Gauge({ name: 'vip_manager_vip_held', help: '1 while this node holds the VIP, else 0; one series per VIP entry (label vip: its name).', labelNames, registers }),
+      transitions: new Counter({
+        name: 'vip_manager_transitions_total',
+        help: 'VIP acquisitions and releases, by VIP entry and cause.',
+        labelNames: [VIP_LABEL, 'direction', 'cause'] as const,
+        registers,
+      }),
+      dcsConnected: new Gauge({ name: 'vip_manager_dcs_connected', help: "1 while the DCS answers for the VIP entry's key, else 0.", labelNames, registers }),
+      reaction: new Histogram({
+        name: 'vip_manager_reaction_seconds',
+        help: 'Time from a trigger-key change being seen to the VIP state being applied.',
+        buckets: [...REACTION_BUCKETS_SECONDS],
+        labelNames,
+        registers,
+      }),
+      announcements: new Counter({
+        name: 'vip_manager_announcements_total',
+        help: 'Gratuitous ARP / unsolicited neighbour advertisement packets sent.',
+        labelNames,
+        registers,
+      }),
+      conflicts: new Counter({
+        name: 'vip_manager_address_conflicts_total',
+        help: 'Claims of the VIP by another host (gratuitous ARP, ARP reply, neighbour advertisement from a foreign MAC) seen while this node held it.',
+        labelNames,
+        registers,
+      }),
+    };
     new Gauge({
       name: 'vip_manager_dcs_last_answer_seconds',
       help: 'Seconds since the DCS last answered: 0 while connected (a watch delivers only changes, so silence then means nothing changed), the age of the last answer while unreachable, +Inf before the first answer.',
+      labelNames,
       registers,
-      collect() {
-        if (self.lastAnswerAt === null) this.set(Infinity);
-        else this.set(self.connected ? 0 : (self.now() - self.lastAnswerAt) / MS_PER_SECOND);
-      },
+      collect: perVip((g, vip, c) => g.set({ vip }, c.lastAnswerAt === null ? Infinity : c.connected ? 0 : (self.now() - c.lastAnswerAt) / MS_PER_SECOND)),
     });
     new Gauge({
       name: 'vip_manager_leader_lease_deadline_seconds',
       help: "Seconds until the leader key's lease could expire as last observed (NaN when the key has no lease).",
+      labelNames,
       registers,
-      collect() {
-        this.set(self.leaseDeadline === null ? NaN : (self.leaseDeadline - self.now()) / MS_PER_SECOND);
-      },
+      collect: perVip((g, vip, c) => g.set({ vip }, c.leaseDeadline === null ? NaN : (c.leaseDeadline - self.now()) / MS_PER_SECOND)),
     });
-
-    this.reaction = new Histogram({
-      name: 'vip_manager_reaction_seconds',
-      help: 'Time from a trigger-key change being seen to the VIP state being applied.',
-      buckets: [...REACTION_BUCKETS_SECONDS],
+    new Gauge({
+      name: 'vip_manager_address_conflict',
+      help: 'Number of other hosts seen claiming the VIP within the last 5 minutes while this node holds it (0 = none).',
+      labelNames,
       registers,
-    });
-    this.announcements = new Counter({
-      name: 'vip_manager_announcements_total',
-      help: 'Gratuitous ARP / unsolicited neighbour advertisement packets sent.',
-      registers,
+      collect: perVip((g, vip, c) => g.set({ vip }, c.conflictCount())),
     });
     this.errors = new Counter({
       name: 'vip_manager_errors_total',
       help: 'Failed interactions, by component.',
       labelNames: ['component'] as const,
       registers,
-    });
-    this.conflicts = new Counter({
-      name: 'vip_manager_address_conflicts_total',
-      help: 'Claims of the VIP by another host (gratuitous ARP, ARP reply, neighbour advertisement from a foreign MAC) seen while this node held it.',
-      registers,
-    });
-    new Gauge({
-      name: 'vip_manager_address_conflict',
-      help: 'Number of other hosts seen claiming the VIP within the last 5 minutes while this node holds it (0 = none).',
-      registers,
-      collect() {
-        this.set(self.conflictCount());
-      },
     });
     // Zero series exist from the start so rate() and alerts work before the first error.
     for (const component of ERROR_COMPONENTS) this.errors.inc({ component }, 0);
@@ -231,94 +323,65 @@ export class Metrics {
       registers,
     });
     info.set({ version: opts.version, dcs_type: opts.dcsType, manager_type: opts.managerType }, 1);
-    this.held.set(0);
-    this.dcsConnected.set(0);
   }
 
-  /** The VIP is (or is no longer) held here, as last observed. */
-  setHeld(held: boolean): void {
-    this.held.set(held ? 1 : 0);
+  /** The series of one VIP entry, created (at 0) on first use. */
+  vip(name: string): VipMetrics {
+    let v = this.vips.get(name);
+    if (v === undefined) {
+      const clock: VipClock = { lastAnswerAt: null, connected: false, leaseDeadline: null, conflictCount: () => 0 };
+      v = { handle: new VipMetrics(this, name, clock), clock };
+      this.vips.set(name, v);
+      this.series.held.set({ vip: name }, 0);
+      this.series.dcsConnected.set({ vip: name }, 0);
+      this.series.announcements.inc({ vip: name }, 0);
+      this.series.conflicts.inc({ vip: name }, 0);
+      this.series.reaction.zero({ vip: name });
+    }
+    return v.handle;
   }
 
-  /** One acquire or release was carried out; `cause` is a short slug such as "leader-changed". */
-  transition(direction: TransitionDirection, cause: string): void {
-    this.transitions.inc({ direction, cause: CAUSE_PATTERN.test(cause) ? cause : OTHER_CAUSE });
+  /** An entry removed by a reload: its series go with it (a scrape no longer shows them). */
+  async dropVip(name: string): Promise<void> {
+    if (!this.vips.delete(name)) return;
+    // remove() takes a series' exact label set, so each metric is asked which series it has.
+    const metrics: Array<Gauge<string> | Counter<string> | Histogram<string> | null> = [...Object.values(this.series), this.hookRuns, this.hookDuration];
+    for (const m of metrics) {
+      if (m === null) continue;
+      const { values } = await m.get();
+      for (const { labels } of values) {
+        if (labels.vip !== name) continue;
+        const { le: _bucket, ...series } = labels as Record<string, string | number>;
+        m.remove(series as Record<string, string>);
+      }
+    }
   }
 
-  setDcsConnected(connected: boolean): void {
-    this.connected = connected;
-    this.dcsConnected.set(connected ? 1 : 0);
-  }
-
-  /** The DCS answered; `monotonicMs` is when (performance.now() time base). */
-  dcsAnswered(monotonicMs: number): void {
-    if (this.lastAnswerAt === null || monotonicMs > this.lastAnswerAt) this.lastAnswerAt = monotonicMs;
-  }
-
-  /** True once the DCS has answered at least once: what /readyz reports. */
+  /** True once the DCS has answered for every VIP entry: what /readyz reports. */
   hasDcsAnswered(): boolean {
-    return this.lastAnswerAt !== null;
-  }
-
-  /** The leader key's lease deadline (monotonic ms), or null when there is none. */
-  setLeaseDeadline(monotonicMs: number | null): void {
-    this.leaseDeadline = monotonicMs;
-  }
-
-  /** Key change seen → address applied, in milliseconds. */
-  observeReaction(ms: number): void {
-    if (Number.isFinite(ms) && ms >= 0) this.reaction.observe(ms / MS_PER_SECOND);
-  }
-
-  /** `packets` announcement packets were sent. */
-  announced(packets = 1): void {
-    if (packets > 0) this.announcements.inc(packets);
-  }
-
-  /** Another host claimed the VIP while we held it (one counted claim). */
-  addressConflict(): void {
-    this.conflicts.inc();
-  }
-
-  /** Where vip_manager_address_conflict reads the number of conflicting hosts at scrape time. */
-  setConflictSource(count: () => number): void {
-    this.conflictCount = count;
+    return this.vips.size > 0 && [...this.vips.values()].every((v) => v.clock.lastAnswerAt !== null);
   }
 
   error(component: ErrorComponent): void {
     this.errors.inc({ component });
   }
 
-  /**
-   * The hooks configured (hooks/runner.ts): their series exist from then on, at 0 for every
-   * result, so rate() and alerts work before the first run. A daemon without hooks has none.
-   */
-  enableHooks(hooks: readonly HookLabel[]): void {
-    if (this.hookRuns === null) {
-      this.hookRuns = new Counter({
-        name: 'vip_manager_hook_runs_total',
-        help: 'Hook runs by hook (on-acquire, on-release) and result: ok (exit 0), failed (other exit or a signal), timeout (killed after hook-timeout), error (could not be started), dropped (never run: queue full or stopping).',
-        labelNames: ['hook', 'result'] as const,
-        registers: [this.registry],
-      });
-      this.hookDuration = new Histogram({
-        name: 'vip_manager_hook_duration_seconds',
-        help: 'How long hooks ran, from start to exit, by hook.',
-        labelNames: ['hook'] as const,
-        buckets: [...HOOK_BUCKETS_SECONDS],
-        registers: [this.registry],
-      });
-    }
-    for (const hook of hooks) {
-      for (const result of HOOK_RESULT_LABELS) this.hookRuns.inc({ hook, result }, 0);
-      this.hookDuration!.zero({ hook });
-    }
-  }
-
-  /** One hook run ended; `seconds` is null for one that never ran. */
-  hookRun(hook: HookLabel, result: HookResultLabel, seconds: number | null): void {
-    this.hookRuns?.inc({ hook, result });
-    if (seconds !== null && Number.isFinite(seconds) && seconds >= 0) this.hookDuration?.observe({ hook }, seconds);
+  /** @internal the hook series, registered when the first entry with hooks asks. */
+  hookSeries(): { hookRuns: Counter<'vip' | 'hook' | 'result'>; hookDuration: Histogram<'vip' | 'hook'> } {
+    this.hookRuns ??= new Counter({
+      name: 'vip_manager_hook_runs_total',
+      help: 'Hook runs by VIP entry, hook (on-acquire, on-release) and result: ok (exit 0), failed (other exit or a signal), timeout (killed after hook-timeout), error (could not be started), dropped (never run: queue full or stopping).',
+      labelNames: [VIP_LABEL, 'hook', 'result'] as const,
+      registers: [this.registry],
+    });
+    this.hookDuration ??= new Histogram({
+      name: 'vip_manager_hook_duration_seconds',
+      help: 'How long hooks ran, from start to exit, by VIP entry and hook.',
+      labelNames: [VIP_LABEL, 'hook'] as const,
+      buckets: [...HOOK_BUCKETS_SECONDS],
+      registers: [this.registry],
+    });
+    return { hookRuns: this.hookRuns, hookDuration: this.hookDuration };
   }
 
   /** The text exposition of every metric. */

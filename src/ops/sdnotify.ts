@@ -67,6 +67,15 @@ export class Notifier {
     return this.notify(statusLine(text));
   }
 
+  /**
+   * A reload (SIGHUP) has begun; ready() says it ended. MONOTONIC_USEC lets systemd (>= 253,
+   * Type=notify-reload) tell this reload from an earlier one; older ones ignore the field.
+   */
+  reloading(): Promise<boolean> {
+    const usec = process.hrtime.bigint() / 1000n;
+    return this.notify(['RELOADING=1', `MONOTONIC_USEC=${usec}`]);
+  }
+
   /** Shutdown has begun; also stops the watchdog pings. */
   stopping(status?: string): Promise<boolean> {
     this.close();

@@ -1,7 +1,7 @@
 // The signal matrix: every catchable signal sent to a real daemon holding the VIP (real etcd,
 // real interfaces in test namespaces). Each one either leaves it running, holding the VIP,
-// answering /healthz and logging what src/daemon/signals.ts says, or stops it with the
-// release and the exit code the table names. No signal ever opens Node's inspector.
+// answering /healthz and logging what src/daemon/signals.ts says (SIGHUP: a reload that leaves
+// the unchanged entry alone), or stops it with the release and the exit code the table names. No signal ever opens Node's inspector.
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { connect } from 'node:net';
@@ -103,7 +103,16 @@ describe('daemon: every signal has its documented effect', { concurrency: false 
       if (effect.kind === 'stop' || NOT_SENT.has(name)) continue;
       const from = d.logs.length;
       d.signal(name as NodeJS.Signals);
-      if (effect.kind === 'ignore' && effect.log !== 'silent') {
+      if (effect.kind === 'reload') {
+        // Nothing changed on the command line: the reload applies, keeps the one entry as it is.
+        const line = await d.waitForLog((r) => r.signal === name && d.logs.indexOf(r) >= from, 5000, `the ${name} line`);
+        assert.equal(line.msg, `${name} received: reloading the configuration`);
+        assert.equal(line.level, 30);
+        const applied = await d.waitForLog((r) => r.component === 'reload' && d.logs.indexOf(r) >= from, 5000, 'the reload outcome line');
+        assert.equal(applied.msg, 'reload applied: 1 unchanged', d.transcript());
+        assert.equal(applied.level, 30);
+        assert.ok(!d.logs.slice(from).some((r) => r.transition !== undefined), `an unchanged reload touches no VIP: ${d.transcript()}`);
+      } else if (effect.kind === 'ignore' && effect.log !== 'silent') {
         const line = await d.waitForLog((r) => r.signal === name && d.logs.indexOf(r) >= from, 5000, `the ${name} line`);
         assert.ok(line.msg.startsWith(`${name} received: ${effect.note}`), `${name}: ${line.msg}`);
         if (effect.log === 'status') assert.match(line.msg, /holding 203\.0\.113\.100\/24/, `${name} logs the status line`);
@@ -118,8 +127,8 @@ describe('daemon: every signal has its documented effect', { concurrency: false 
     await marker(d.logs.length);
     await alive('the real-time signals');
 
-    const hup = d.logs.find((r) => r.signal === 'SIGHUP')!;
-    assert.equal(hup.msg, 'SIGHUP received: reload is not supported yet; restart to apply a configuration change');
+    assert.equal(d.logs.filter((r) => r.signal === 'SIGHUP').length, 1, 'SIGHUP logged once');
+    assert.equal(d.logs.filter((r) => r.component === 'reload').length, 1, 'one reload per SIGHUP');
     assert.deepEqual(listeners(ns), baseline, 'no new listener (no inspector)');
     assert.equal(canConnect(ns, INSPECTOR_PORT), false, 'nothing accepts on 127.0.0.1:9229');
     assert.ok(!d.rawLines.some((l) => l.includes('Debugger')), d.rawLines.join('\n'));

@@ -13,6 +13,8 @@ import { createBed, KEY, VIP4, type Bed } from '../daemon/bed.js';
 import { HTTP_PORT, metrics } from '../ops-daemon/scrape.js';
 
 const V4 = `${VIP4}/24`;
+/** Every per-VIP series carries the entry's name, by default its ip. */
+const VIPL = { vip: VIP4 };
 const SECRET = 'hook-must-not-see-Tok-7f3a';
 const OTHER_SECRET = 'hook-must-not-see-Env-91c2';
 const ALLOWED = ['LANG', 'PATH', 'VIP_CAUSE', 'VIP_EVENT', 'VIP_IP', 'VIP_NAME', 'VIP_VALUE'];
@@ -126,11 +128,11 @@ describe('hooks in the daemon', { concurrency: false }, () => {
     assert.deepEqual(r.args, ['ok']);
 
     const m = await metrics(host);
-    assert.equal(m.value('vip_manager_hook_runs_total', { hook: 'on-acquire', result: 'ok' }), 1);
-    assert.equal(m.value('vip_manager_hook_runs_total', { hook: 'on-release', result: 'ok' }), 1);
-    assert.equal(m.value('vip_manager_hook_runs_total', { hook: 'on-acquire', result: 'failed' }), 0);
-    assert.equal(m.value('vip_manager_hook_duration_seconds_count', { hook: 'on-acquire' }), 1);
-    assert.equal(m.value('vip_manager_hook_duration_seconds_count', { hook: 'on-release' }), 1);
+    assert.equal(m.value('vip_manager_hook_runs_total', { ...VIPL, hook: 'on-acquire', result: 'ok' }), 1);
+    assert.equal(m.value('vip_manager_hook_runs_total', { ...VIPL, hook: 'on-release', result: 'ok' }), 1);
+    assert.equal(m.value('vip_manager_hook_runs_total', { ...VIPL, hook: 'on-acquire', result: 'failed' }), 0);
+    assert.equal(m.value('vip_manager_hook_duration_seconds_count', { ...VIPL, hook: 'on-acquire' }), 1);
+    assert.equal(m.value('vip_manager_hook_duration_seconds_count', { ...VIPL, hook: 'on-release' }), 1);
   });
 
   test('a failing hook: its exit status 3 is logged with its stderr and counted', async () => {
@@ -148,9 +150,9 @@ describe('hooks in the daemon', { concurrency: false }, () => {
     assert.ok(d.logs.indexOf(err) < d.logs.indexOf(end), 'its output is logged before its end');
     assert.ok(hasVip(bed.nodes[0].ns, V4), 'a failed hook changes nothing about the VIP');
     const m = await metrics(host);
-    assert.equal(m.value('vip_manager_hook_runs_total', { hook: 'on-acquire', result: 'failed' }), 1);
-    assert.equal(m.value('vip_manager_hook_runs_total', { hook: 'on-acquire', result: 'ok' }), 0);
-    assert.equal(m.value('vip_manager_hook_duration_seconds_count', { hook: 'on-acquire' }), 1);
+    assert.equal(m.value('vip_manager_hook_runs_total', { ...VIPL, hook: 'on-acquire', result: 'failed' }), 1);
+    assert.equal(m.value('vip_manager_hook_runs_total', { ...VIPL, hook: 'on-acquire', result: 'ok' }), 0);
+    assert.equal(m.value('vip_manager_hook_duration_seconds_count', { ...VIPL, hook: 'on-acquire' }), 1);
   });
 
   test('hook-timeout: the hook and what it started are killed (SIGTERM to the group, SIGKILL after the grace when ignored)', async () => {
@@ -170,7 +172,7 @@ describe('hooks in the daemon', { concurrency: false }, () => {
     assert.equal(running(pid), false, 'the hook is gone');
     await eventually('the hook\'s child to be gone', () => !running(child), 5000);
     const m = await metrics(host);
-    assert.equal(m.value('vip_manager_hook_runs_total', { hook: 'on-acquire', result: 'timeout' }), 1);
+    assert.equal(m.value('vip_manager_hook_runs_total', { ...VIPL, hook: 'on-acquire', result: 'timeout' }), 1);
   });
 
   test('a slow hook delays no transition: the VIP is released while the acquire hook still runs; on-release runs after it', async (t) => {

@@ -79,16 +79,19 @@ describe('hook queue', () => {
 
   test('metrics: series only once hooks are configured, 0 for every result; runs and durations counted', async () => {
     const m = new Metrics({ version: '9.9.9', dcsType: 'etcd', managerType: 'basic', defaultMetrics: false });
+    const primary = m.vip('primary');
+    m.vip('billing');
     assert.ok(!(await m.render()).includes('vip_manager_hook_'), 'a daemon without hooks has no hook series');
-    m.enableHooks(['on-acquire']);
-    m.hookRun('on-acquire', 'failed', 0.3);
-    m.hookRun('on-acquire', 'dropped', null);
+    primary.enableHooks(['on-acquire']);
+    primary.hookRun('on-acquire', 'failed', 0.3);
+    primary.hookRun('on-acquire', 'dropped', null);
     const text = await m.render();
-    for (const r of ['ok', 'timeout', 'error']) assert.match(text, new RegExp(`^vip_manager_hook_runs_total\\{hook="on-acquire",result="${r}"\\} 0$`, 'm'));
-    assert.match(text, /^vip_manager_hook_runs_total\{hook="on-acquire",result="failed"\} 1$/m);
-    assert.match(text, /^vip_manager_hook_runs_total\{hook="on-acquire",result="dropped"\} 1$/m);
-    assert.match(text, /^vip_manager_hook_duration_seconds_count\{hook="on-acquire"\} 1$/m);
-    assert.match(text, /^vip_manager_hook_duration_seconds_bucket\{le="0.5",hook="on-acquire"\} 1$/m);
+    for (const r of ['ok', 'timeout', 'error']) assert.match(text, new RegExp(`^vip_manager_hook_runs_total\\{vip="primary",hook="on-acquire",result="${r}"\\} 0$`, 'm'));
+    assert.match(text, /^vip_manager_hook_runs_total\{vip="primary",hook="on-acquire",result="failed"\} 1$/m);
+    assert.match(text, /^vip_manager_hook_runs_total\{vip="primary",hook="on-acquire",result="dropped"\} 1$/m);
+    assert.match(text, /^vip_manager_hook_duration_seconds_count\{vip="primary",hook="on-acquire"\} 1$/m);
+    assert.match(text, /^vip_manager_hook_duration_seconds_bucket\{le="0.5",vip="primary",hook="on-acquire"\} 1$/m);
     assert.ok(!text.includes('hook="on-release"'), 'an unconfigured hook has no series');
+    assert.ok(!/^vip_manager_hook_\w+\{[^}]*vip="billing"/m.test(text), 'an entry without hooks has no hook series');
   });
 });

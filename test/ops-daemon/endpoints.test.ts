@@ -12,6 +12,8 @@ import {
 } from './scrape.js';
 
 const V4 = `${VIP4}/24`;
+/** Every per-VIP series carries the entry's name, by default its ip. */
+const VIPL = { vip: VIP4 };
 /** bed.ts starts daemons with --announce-count 2; an IPv4 round is ARP request + ARP reply. */
 const ANNOUNCE_ROUNDS = 2;
 const FRAMES_PER_IPV4_ROUND = 2;
@@ -42,13 +44,13 @@ describe('daemon: operations endpoint against a real etcd', { concurrency: false
 
     // ---- before: standing by, the key absent -------------------------------------------
     const m0 = await metrics(host);
-    assert.equal(m0.value('vip_manager_vip_held'), 0);
-    assert.equal(m0.value('vip_manager_dcs_connected'), 1);
-    assert.equal(m0.counter('vip_manager_transitions_total', { direction: 'acquire', cause: 'key-ours' }), 0);
-    assert.equal(m0.value('vip_manager_reaction_seconds_count'), 0);
-    assert.equal(m0.value('vip_manager_announcements_total'), 0);
-    assert.ok(Number.isNaN(m0.value('vip_manager_leader_lease_deadline_seconds')), 'no lease deadline while the key is absent');
-    const age0 = m0.value('vip_manager_dcs_last_answer_seconds');
+    assert.equal(m0.value('vip_manager_vip_held', VIPL), 0);
+    assert.equal(m0.value('vip_manager_dcs_connected', VIPL), 1);
+    assert.equal(m0.counter('vip_manager_transitions_total', { ...VIPL, direction: 'acquire', cause: 'key-ours' }), 0);
+    assert.equal(m0.value('vip_manager_reaction_seconds_count', VIPL), 0);
+    assert.equal(m0.value('vip_manager_announcements_total', VIPL), 0);
+    assert.ok(Number.isNaN(m0.value('vip_manager_leader_lease_deadline_seconds', VIPL)), 'no lease deadline while the key is absent');
+    const age0 = m0.value('vip_manager_dcs_last_answer_seconds', VIPL);
     assert.ok(Number.isFinite(age0) && age0 >= 0 && age0 < 60, `last answer ${age0} s ago`);
     assert.equal(m0.value('vip_manager_errors_total', { component: 'dcs' }), 0);
     const info = m0.rows.find((r) => r.name === 'vip_manager_info');
@@ -84,6 +86,12 @@ describe('daemon: operations endpoint against a real etcd', { concurrency: false
     assert.equal(s0.vip.held, false);
     assert.equal(s0.vip.heldSince, null);
     assert.deepEqual(s0.transitions, []);
+    // One entry (no `vips:`): named by its ip, listed under vips, its fields also at the top level.
+    assert.equal(s0.name, VIP4);
+    assert.equal(s0.config.role, 'leader');
+    assert.equal(s0.vips.length, 1);
+    const { version: _v, commit: _c, runtime: _r, startedAt: _s, vips: _l, ...top } = s0;
+    assert.deepEqual(s0.vips[0], top);
 
     // ---- acquire: the key names this node, with a lease --------------------------------
     const lease = bed.kv.lease(LEASE_TTL_S);
@@ -95,16 +103,16 @@ describe('daemon: operations endpoint against a real etcd', { concurrency: false
       assert.ok(hasVip(bed.nodes[0].ns, V4));
 
       const m1 = await metricsUntil(host, 'every announcement frame counted', (s) =>
-        s.value('vip_manager_announcements_total') >= ANNOUNCE_ROUNDS * FRAMES_PER_IPV4_ROUND);
-      assert.equal(m1.value('vip_manager_vip_held'), 1);
-      assert.equal(m1.value('vip_manager_dcs_connected'), 1);
-      assert.equal(m1.value('vip_manager_transitions_total', { direction: 'acquire', cause: 'key-ours' }), 1);
-      assert.equal(m1.value('vip_manager_reaction_seconds_count'), 1);
+        s.value('vip_manager_announcements_total', VIPL) >= ANNOUNCE_ROUNDS * FRAMES_PER_IPV4_ROUND);
+      assert.equal(m1.value('vip_manager_vip_held', VIPL), 1);
+      assert.equal(m1.value('vip_manager_dcs_connected', VIPL), 1);
+      assert.equal(m1.value('vip_manager_transitions_total', { ...VIPL, direction: 'acquire', cause: 'key-ours' }), 1);
+      assert.equal(m1.value('vip_manager_reaction_seconds_count', VIPL), 1);
       // The histogram holds the very reaction time the log line reports (ms → s; the log rounds to µs).
-      assert.ok(Math.abs(m1.value('vip_manager_reaction_seconds_sum') - (acquired.reactionMs as number) / 1000) < 1e-5,
-        `reaction sum ${m1.value('vip_manager_reaction_seconds_sum')} s vs logged ${String(acquired.reactionMs)} ms`);
-      assert.equal(m1.value('vip_manager_announcements_total'), ANNOUNCE_ROUNDS * FRAMES_PER_IPV4_ROUND, 'announce-count 2: two ARP requests and two replies');
-      const deadline = m1.value('vip_manager_leader_lease_deadline_seconds');
+      assert.ok(Math.abs(m1.value('vip_manager_reaction_seconds_sum', VIPL) - (acquired.reactionMs as number) / 1000) < 1e-5,
+        `reaction sum ${m1.value('vip_manager_reaction_seconds_sum', VIPL)} s vs logged ${String(acquired.reactionMs)} ms`);
+      assert.equal(m1.value('vip_manager_announcements_total', VIPL), ANNOUNCE_ROUNDS * FRAMES_PER_IPV4_ROUND, 'announce-count 2: two ARP requests and two replies');
+      const deadline = m1.value('vip_manager_leader_lease_deadline_seconds', VIPL);
       assert.ok(deadline > 0 && deadline <= LEASE_TTL_S, `lease deadline ${deadline} s ahead (TTL ${LEASE_TTL_S} s)`);
 
       const s1 = (await getJson<StatusJson>(host, '/status')).json;
@@ -133,12 +141,12 @@ describe('daemon: operations endpoint against a real etcd', { concurrency: false
       assert.equal(released.cause, 'key-other');
       assert.equal(hasVip(bed.nodes[0].ns, V4), false);
       const m2 = await metricsUntil(host, 'no lease deadline for a key without a lease', (s) =>
-        Number.isNaN(s.value('vip_manager_leader_lease_deadline_seconds')));
-      assert.equal(m2.value('vip_manager_vip_held'), 0);
-      assert.equal(m2.value('vip_manager_transitions_total', { direction: 'acquire', cause: 'key-ours' }), 1);
-      assert.equal(m2.value('vip_manager_transitions_total', { direction: 'release', cause: 'key-other' }), 1);
-      assert.equal(m2.value('vip_manager_reaction_seconds_count'), 2);
-      assert.equal(m2.value('vip_manager_announcements_total'), ANNOUNCE_ROUNDS * FRAMES_PER_IPV4_ROUND, 'a release announces nothing');
+        Number.isNaN(s.value('vip_manager_leader_lease_deadline_seconds', VIPL)));
+      assert.equal(m2.value('vip_manager_vip_held', VIPL), 0);
+      assert.equal(m2.value('vip_manager_transitions_total', { ...VIPL, direction: 'acquire', cause: 'key-ours' }), 1);
+      assert.equal(m2.value('vip_manager_transitions_total', { ...VIPL, direction: 'release', cause: 'key-other' }), 1);
+      assert.equal(m2.value('vip_manager_reaction_seconds_count', VIPL), 2);
+      assert.equal(m2.value('vip_manager_announcements_total', VIPL), ANNOUNCE_ROUNDS * FRAMES_PER_IPV4_ROUND, 'a release announces nothing');
 
       const s2 = (await getJson<StatusJson>(host, '/status')).json;
       assert.equal(s2.leader?.value, 'n2');
@@ -147,6 +155,7 @@ describe('daemon: operations endpoint against a real etcd', { concurrency: false
       assert.equal(s2.vip.held, false);
       assert.equal(s2.vip.heldSince, null);
       assert.deepEqual(s2.transitions.map((t) => [t.direction, t.cause, t.value]), [['acquire', 'key-ours', 'n1'], ['release', 'key-other', 'n2']]);
+      assert.deepEqual(s2.vips.map((v) => [v.name, v.vip.held, v.transitions.length]), [[VIP4, false, 2]]);
     } finally {
       await lease.revoke().catch(() => {});
     }
@@ -156,14 +165,14 @@ describe('daemon: operations endpoint against a real etcd', { concurrency: false
     await bed.kv.put(KEY).value('n2');
     const d = await bed.start(0, http());
     const before = await metrics(host);
-    assert.equal(before.value('vip_manager_dcs_connected'), 1);
+    assert.equal(before.value('vip_manager_dcs_connected', VIPL), 1);
     assert.equal(before.value('vip_manager_errors_total', { component: 'dcs' }), 0);
 
     await bed.etcd.kill();
     await d.waitForLog((r) => r.msg === 'etcd: leader key unreachable', 10_000, 'the outage noticed');
-    const m = await metricsUntil(host, 'dcs_connected 0', (s) => s.value('vip_manager_dcs_connected') === 0);
+    const m = await metricsUntil(host, 'dcs_connected 0', (s) => s.value('vip_manager_dcs_connected', VIPL) === 0);
     assert.ok(m.value('vip_manager_errors_total', { component: 'dcs' }) >= 1);
-    assert.equal(m.value('vip_manager_vip_held'), 0);
+    assert.equal(m.value('vip_manager_vip_held', VIPL), 0);
     const s = await statusUntil(host, 'the DCS unreachable in /status', (j) => j.dcs.reachable === false);
     assert.match(s.dcs.unreachableSince!, ISO);
     assert.ok(Date.parse(s.dcs.unreachableSince!) <= Date.now());
@@ -175,7 +184,7 @@ describe('daemon: operations endpoint against a real etcd', { concurrency: false
     assert.equal((await get(host, '/readyz')).status, 200);
 
     await bed.etcd.restart();
-    await metricsUntil(host, 'dcs_connected 1 again', (x) => x.value('vip_manager_dcs_connected') === 1, 15_000);
+    await metricsUntil(host, 'dcs_connected 1 again', (x) => x.value('vip_manager_dcs_connected', VIPL) === 1, 15_000);
     const back = await statusUntil(host, 'the DCS reachable again', (j) => j.dcs.reachable === true, 5000);
     assert.equal(back.dcs.unreachableSince, null);
     assert.equal(back.dcs.lastError, null);
@@ -195,9 +204,9 @@ describe('daemon: operations endpoint against a real etcd', { concurrency: false
     assert.match(notReady.json.detail, /waiting for the first DCS answer/);
     assert.equal((await get(host, '/healthz')).status, 200);
     const m = await metrics(host);
-    assert.equal(m.value('vip_manager_dcs_connected'), 0);
-    assert.equal(m.value('vip_manager_dcs_last_answer_seconds'), Infinity);
-    assert.equal(m.value('vip_manager_vip_held'), 0);
+    assert.equal(m.value('vip_manager_dcs_connected', VIPL), 0);
+    assert.equal(m.value('vip_manager_dcs_last_answer_seconds', VIPL), Infinity);
+    assert.equal(m.value('vip_manager_vip_held', VIPL), 0);
     const s = (await getJson<StatusJson>(host, '/status')).json;
     assert.equal(s.leader, null);
     assert.equal(s.dcs.reachable, false);
@@ -211,9 +220,9 @@ describe('daemon: operations endpoint against a real etcd', { concurrency: false
     assert.equal(ready.status, 200);
     assert.equal(ready.json.status, 'ok');
     await eventually('VIP on n1', () => hasVip(bed.nodes[0].ns, V4), 2000);
-    const m2 = await metricsUntil(host, 'held 1', (x) => x.value('vip_manager_vip_held') === 1);
-    assert.equal(m2.value('vip_manager_dcs_connected'), 1);
-    assert.ok(Number.isFinite(m2.value('vip_manager_dcs_last_answer_seconds')));
+    const m2 = await metricsUntil(host, 'held 1', (x) => x.value('vip_manager_vip_held', VIPL) === 1);
+    assert.equal(m2.value('vip_manager_dcs_connected', VIPL), 1);
+    assert.ok(Number.isFinite(m2.value('vip_manager_dcs_last_answer_seconds', VIPL)));
   });
 
   test('restart on the holder (VIP already here, no acquire): vip_held 1 and /status held with heldSince', async () => {
@@ -228,8 +237,8 @@ describe('daemon: operations endpoint against a real etcd', { concurrency: false
     assert.match(second.logs.find(isReadyLine)!.msg, /this node holds the VIP/);
     assert.equal(second.transitions().filter((r) => r.transition === 'acquire').length, 0, 'nothing to acquire: the VIP was already here');
     const m = await metrics(host);
-    assert.equal(m.value('vip_manager_vip_held'), 1, 'the gauge follows what is held, not only transitions');
-    assert.equal(m.counter('vip_manager_transitions_total', { direction: 'acquire', cause: 'key-ours' }), 0);
+    assert.equal(m.value('vip_manager_vip_held', VIPL), 1, 'the gauge follows what is held, not only transitions');
+    assert.equal(m.counter('vip_manager_transitions_total', { ...VIPL, direction: 'acquire', cause: 'key-ours' }), 0);
     const s = (await getJson<StatusJson>(host, '/status')).json;
     assert.equal(s.vip.held, true);
     assert.match(s.vip.heldSince ?? 'null', ISO, 'heldSince is set for a VIP found already held');
@@ -242,10 +251,10 @@ describe('daemon: operations endpoint against a real etcd', { concurrency: false
     try {
       await lease.put(KEY).value('n2');
       await bed.start(0, http());
-      await metricsUntil(host, 'a lease deadline', (x) => Number.isFinite(x.value('vip_manager_leader_lease_deadline_seconds')));
+      await metricsUntil(host, 'a lease deadline', (x) => Number.isFinite(x.value('vip_manager_leader_lease_deadline_seconds', VIPL)));
       const first = (await getJson<StatusJson>(host, '/status')).json.leader!.leaseSecondsLeft!;
       await new Promise((r) => setTimeout(r, 1500));
-      const gauge = (await metrics(host)).value('vip_manager_leader_lease_deadline_seconds');
+      const gauge = (await metrics(host)).value('vip_manager_leader_lease_deadline_seconds', VIPL);
       const left = (await getJson<StatusJson>(host, '/status')).json.leader!.leaseSecondsLeft!;
       assert.ok(left <= first - 1, `leaseSecondsLeft went from ${first} to ${left} in 1.5 s`);
       assert.ok(Math.abs(left - gauge) < 0.5, `/status says ${left} s left, the gauge ${gauge} s`);

@@ -131,7 +131,7 @@ describe('daemon: systemd notifications on $NOTIFY_SOCKET', { concurrency: false
     const d = await spawnOn(bed, 0, { env: { NOTIFY_SOCKET: path } });
     const ready = await box.waitFor(isReady, 3000, 'READY=1');
     assert.equal(statusOf(ready), `holding ${V4} (leader "n1")`);
-    assert.equal(d.transitions().filter((r) => r.transition === 'acquire').length, 0);
+    assert.equal(d.transitions().filter((r) => r.transition === 'acquire').length, 0, d.transcript());
   });
 
   test('without WATCHDOG_USEC: READY=1 (standing by) and STOPPING=1, but no watchdog pings', async () => {

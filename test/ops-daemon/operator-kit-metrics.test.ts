@@ -11,9 +11,14 @@ import { alertRules, dashboardQueries, queriedMetrics, SCRAPE_SERIES } from '../
 import { HTTP_PORT, metricsUntil, type Samples } from './scrape.js';
 
 const V4 = `${VIP4}/24`;
+/** Every per-VIP series carries the entry's name, by default its ip. */
+const VIPL = { vip: VIP4 };
 const LEASE_TTL_S = 30;
-/** Labels Prometheus adds to every series of a target (the rules' README scrape configuration). */
-const TARGET_LABELS = new Set(['job', 'instance', 'vip']);
+/**
+ * Labels Prometheus adds to every series of a target (the rules' README scrape configuration).
+ * `vip` is not one of them: the daemon sets it on its per-VIP series, so it is checked here.
+ */
+const TARGET_LABELS = new Set(['job', 'instance']);
 
 /** `metric{label op "value", …}` selectors in an expression. */
 function selectors(expr: string): Array<{ metric: string; label: string; op: string; value: string }> {
@@ -43,8 +48,8 @@ describe('operator kit: the metrics the rules and the dashboard read, on a live 
     assert.equal((await d.waitForTransition('release', mark, 3000)).cause, 'key-other');
     assert.equal(hasVip(bed.nodes[0].ns, V4), false);
     scrape = await metricsUntil(host, 'both transitions counted', (s) =>
-      s.counter('vip_manager_transitions_total', { direction: 'acquire', cause: 'key-ours' }) === 1
-      && s.counter('vip_manager_transitions_total', { direction: 'release', cause: 'key-other' }) === 1);
+      s.counter('vip_manager_transitions_total', { ...VIPL, direction: 'acquire', cause: 'key-ours' }) === 1
+      && s.counter('vip_manager_transitions_total', { ...VIPL, direction: 'release', cause: 'key-other' }) === 1);
   });
   after(async () => {
     await lease?.revoke().catch(() => {});

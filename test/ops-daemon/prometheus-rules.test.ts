@@ -1,9 +1,10 @@
 // The operator kit in a real Prometheus: Debian's prometheus scrapes two live daemons (real
 // etcd, real interfaces in test namespaces) with the scrape configuration the README shows
-// (job vip-manager, a vip target label), loads the shipped alert rules, and evaluates them and
-// every dashboard query on that live data: the no-holder and DCS alerts go pending when they
-// should and clear when the VIP is held, every rule evaluates without error, every dashboard
-// query returns series. Needs prometheus and promtool (Debian: prometheus).
+// (job vip-manager, no target labels: the daemon sets `vip` on its per-VIP series itself), loads
+// the shipped alert rules, and evaluates them and every dashboard query on that live data: the
+// no-holder and DCS alerts go pending when they should and clear when the VIP is held, every
+// rule evaluates without error, every dashboard query returns series. Needs prometheus and
+// promtool (Debian: prometheus).
 import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -38,7 +39,7 @@ describe('operator kit in a real Prometheus scraping live daemons', { concurrenc
     const config = stringify({
       global: { scrape_interval: '1s', scrape_timeout: '1s', evaluation_interval: '1s' },
       rule_files: [RULES_FILE],
-      scrape_configs: [{ job_name: JOB, static_configs: [{ targets, labels: { vip: VIP4 } }] }],
+      scrape_configs: [{ job_name: JOB, static_configs: [{ targets }] }],
     });
     const dir = mkdtempSync(join(tmpdir(), 'vmt-promcfg-'));
     try {
@@ -65,7 +66,8 @@ describe('operator kit in a real Prometheus scraping live daemons', { concurrenc
     lease = bed.kv.lease(LEASE_TTL_S);
     await lease.put(KEY).value('n1');
     const held = await prom.queryUntil(`vip_manager_vip_held{job="${JOB}"}`, 'n1 holding', (s) => heldBy(s).join() === targets[0]);
-    assert.deepEqual(held.map((s) => s.metric.vip), [VIP4, VIP4], 'the vip target label is on every series');
+    assert.deepEqual(held.map((s) => s.metric.vip), [VIP4, VIP4], 'the daemon\'s vip label (the entry\'s name: its ip) is on every series');
+    assert.deepEqual(await prom.query('{exported_vip!=""}'), [], 'no label clash: nothing renamed to exported_vip');
     await prom.queryUntil('ALERTS{alertname="VipManagerNoHolder"}', 'VipManagerNoHolder cleared', (s) => s.length === 0);
   });
 

@@ -36,11 +36,15 @@ export interface StatusJson {
   commit: string;
   runtime: { node: string; embedded: boolean };
   startedAt: string;
+  /** The first entry's fields stand at the top level too (name, config, leader, dcs, vip, transitions). */
+  name: string;
   config: Record<string, unknown>;
   leader: { value: string | null; revision: string; isThisNode: boolean; connected: boolean; lastAnswerAt: string; leaseSecondsLeft: number | null } | null;
   dcs: { reachable: boolean; unreachableSince: string | null; lastError: string | null };
   vip: { held: boolean; heldSince: string | null; ready: boolean | null; detail: string | null };
   transitions: Array<{ direction: string; cause: string; reason: string; value: string | null; revision: string | null; at: string; reactionMs: number | null; tookMs: number }>;
+  /** One object per VIP entry, in configuration order. */
+  vips: Array<Pick<StatusJson, 'name' | 'config' | 'leader' | 'dcs' | 'vip' | 'transitions'>>;
 }
 
 export async function getJson<T = unknown>(host: string, path: string): Promise<{ status: number; json: T; body: string }> {

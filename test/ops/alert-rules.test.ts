@@ -50,9 +50,23 @@ describe('Prometheus alert rules', () => {
     }
   });
 
-  it('groups the per-VIP alerts by the vip target label', () => {
+  it('groups the per-VIP alerts by the daemon\'s vip label (the entry\'s name)', () => {
     for (const name of ['VipManagerNoHolder', 'VipManagerMultipleHolders', 'VipManagerFlapping']) {
       assert.match(rules.find((r) => r.alert === name)!.expr, /sum by \(job, vip\)/, name);
+    }
+  });
+
+  it('shows a scrape configuration without a vip target label, and says why', () => {
+    const header = readFileSync(RULES_FILE, 'utf8').split('\ngroups:')[0]!;
+    assert.match(header, /^#\s+scrape_configs:$/m);
+    assert.match(header, /^#\s+- targets: \[/m);
+    assert.doesNotMatch(header, /^#\s+labels:/m, 'a target label vip would rename the daemon\'s to exported_vip');
+    assert.match(header, /exported_vip/);
+  });
+
+  it('puts $labels.vip only in alerts on per-VIP series (errors_total and up have no vip label)', () => {
+    for (const r of rules.filter((x) => /vip_manager_errors_total|\bup\{/.test(x.expr))) {
+      assert.doesNotMatch(JSON.stringify(r.annotations), /\$labels\.vip/, r.alert);
     }
   });
 

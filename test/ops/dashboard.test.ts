@@ -50,6 +50,16 @@ describe('Grafana dashboard', () => {
     }
   });
 
+  it('filters by vip only the per-VIP series (process-wide ones carry no vip label)', () => {
+    const processWide = /\b(vip_manager_errors_total|vip_manager_info|process_\w+|nodejs_\w+)\{([^}]*)\}/g;
+    for (const q of queries) {
+      for (const m of q.expr.matchAll(processWide)) assert.doesNotMatch(m[2]!, /\bvip\s*=/, `${q.where}: ${m[1]} has no vip label to select on`);
+    }
+    for (const q of queries.filter((x) => /vip_manager_(vip_held|transitions_total|reaction_seconds|dcs_|leader_lease|announcements)/.test(x.expr))) {
+      assert.match(q.expr, /vip=~"\$vip"/, `${q.where}: a per-VIP series follows the vip variable`);
+    }
+  });
+
   it('uses only variables it defines', () => {
     const defined = new Set([...d.templating.list.map((v) => v.name), ...BUILTIN_VARIABLES]);
     const texts = [...queries.map((q) => ({ where: q.where, text: q.expr })),
@@ -91,7 +101,9 @@ describe('Grafana dashboard', () => {
         return { where: `variable ${v.name}`, expr: grafanaToPromql(/^label_values\((.*),\s*\w+\)$/.exec(q)?.[1] ?? q) };
       }),
     ];
-    assert.ok(variableMetrics(d).every((v) => v.metric === 'vip_manager_info'), 'the variables list targets by vip_manager_info');
+    // vip_manager_info is process-wide (no vip label): the VIPs and their nodes come from a per-VIP series.
+    assert.deepEqual(variableMetrics(d).map((v) => `${v.where}: ${v.metric}`),
+      ['variable job: vip_manager_info', 'variable vip: vip_manager_vip_held', 'variable instance: vip_manager_vip_held']);
     const dir = mkdtempSync(join(tmpdir(), 'vip-dashboard-'));
     try {
       const file = join(dir, 'dashboard-queries.yml');

@@ -32,6 +32,8 @@ function portOf(s: OpsHttp): number {
 
 describe('ops HTTP endpoint', () => {
   const metrics = new Metrics({ version: '1.2.3', dcsType: 'etcd', managerType: 'basic', defaultMetrics: false });
+  const primary = metrics.vip('primary');
+  const billing = metrics.vip('billing');
   let health: Check = { ok: true, detail: { heartbeatAgeMs: 12 } };
   let status: unknown = {
     leader: 'node-a',
@@ -59,11 +61,12 @@ describe('ops HTTP endpoint', () => {
   });
 
   it('serves /metrics in the Prometheus text format', async () => {
-    metrics.setHeld(true);
+    primary.setHeld(true);
     const r = await call(portOf(server), '/metrics');
     assert.equal(r.status, 200);
     assert.equal(r.headers['content-type'], 'text/plain; version=0.0.4; charset=utf-8');
-    assert.match(r.body, /^vip_manager_vip_held 1$/m);
+    assert.match(r.body, /^vip_manager_vip_held\{vip="primary"\} 1$/m);
+    assert.match(r.body, /^vip_manager_vip_held\{vip="billing"\} 0$/m);
     assert.match(r.body, /^vip_manager_info\{version="1.2.3",dcs_type="etcd",manager_type="basic"\} 1$/m);
     assert.equal(r.headers['cache-control'], 'no-store');
   });
@@ -80,11 +83,14 @@ describe('ops HTTP endpoint', () => {
     health = { ok: true };
   });
 
-  it('answers /readyz with 503 until the DCS has answered once, then 200', async () => {
+  it('answers /readyz with 503 until the DCS has answered once for every entry, then 200', async () => {
     let r = await call(portOf(server), '/readyz');
     assert.equal(r.status, 503);
     assert.equal(JSON.parse(r.body).status, 'unavailable');
-    metrics.dcsAnswered(performance.now());
+    primary.dcsAnswered(performance.now());
+    r = await call(portOf(server), '/readyz');
+    assert.equal(r.status, 503, 'one entry of two has an answer');
+    billing.dcsAnswered(performance.now());
     r = await call(portOf(server), '/readyz');
     assert.equal(r.status, 200);
     assert.equal(JSON.parse(r.body).status, 'ok');

@@ -24,7 +24,7 @@ function config() {
 test('status board: 1 MiB values, huge reasons and an echoing error body give a small document without the token', () => {
   const cfg = config();
   registerConfigSecrets(cfg);
-  const board = new StatusBoard(cfg, { version: '0', commit: 'c', date: 'd' });
+  const board = new StatusBoard(cfg.ip, cfg);
   for (let i = 0; i < 30; i++) {
     const bytes = Buffer.alloc(MIB, 0x61 + (i % 26));
     board.view(leaderValue(bytes, String(i), performance.now(), null));

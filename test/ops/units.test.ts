@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync, chmodSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
 
@@ -48,15 +48,17 @@ function analyze(root: string, args: string[]) {
 describe('systemd units', () => {
   let root: string;
 
-  // A throw-away root holding the units, an executable /usr/bin/vip-manager (verify checks that
-  // ExecStart exists) and the stock targets and slices the units depend on by default
-  // (sysinit.target, basic.target, …). Copies, not symlinks: the host's absolute links would
-  // not resolve inside the root.
+  // A throw-away root holding the units, an executable /usr/bin/vip-manager and /bin/kill
+  // (verify checks that ExecStart= and ExecReload= exist) and the stock targets and slices the
+  // units depend on by default (sysinit.target, basic.target, …). Copies, not symlinks: the
+  // host's absolute links would not resolve inside the root.
   before(() => {
     root = mkdtempSync(join(tmpdir(), 'vip-units-'));
-    mkdirSync(join(root, 'usr/bin'), { recursive: true });
-    writeFileSync(join(root, 'usr/bin/vip-manager'), '#!/bin/sh\n');
-    chmodSync(join(root, 'usr/bin/vip-manager'), 0o755);
+    for (const exe of ['usr/bin/vip-manager', 'bin/kill']) {
+      mkdirSync(join(root, dirname(exe)), { recursive: true });
+      writeFileSync(join(root, exe), '#!/bin/sh\n');
+      chmodSync(join(root, exe), 0o755);
+    }
     const units = join(root, 'usr/lib/systemd/system');
     mkdirSync(units, { recursive: true });
     const stock = readdirSync(HOST_UNITS).filter((n) => /\.(target|slice)$/.test(n) && statSync(join(HOST_UNITS, n)).isFile());
@@ -98,6 +100,8 @@ describe('systemd units', () => {
       ['Unit', 'After', 'network-online.target'],
       ['Service', 'Type', 'notify'],
       ['Service', 'ExecStart', '/usr/bin/vip-manager --config=/etc/default/vip-manager.yml'],
+      // systemctl reload: SIGHUP re-reads the configuration (src/daemon/signals.ts, reload.ts).
+      ['Service', 'ExecReload', '/bin/kill -HUP $MAINPID'],
       ['Service', 'User', 'vip-manager'],
       ['Service', 'Group', 'vip-manager'],
       ['Service', 'AmbientCapabilities', 'CAP_NET_ADMIN CAP_NET_RAW'],

@@ -22,9 +22,11 @@ const isArmed = (r: LogRecord): boolean => r.msg.startsWith('address-conflict wa
 
 interface StatusDoc { vip: { held: boolean; conflict: Array<{ mac: string; how: string; claims: number }> | null } }
 
-function metric(body: string, name: string): number {
-  const line = body.split('\n').find((l) => l.startsWith(`${name} `));
-  if (line === undefined) throw new Error(`no ${name} in /metrics`);
+/** The daemon's sample of `name` for its one entry (named, by default, by its ip). */
+function metric(body: string, name: string, vip = VIP4): number {
+  const series = `${name}{vip="${vip}"}`;
+  const line = body.split('\n').find((l) => l.startsWith(`${series} `));
+  if (line === undefined) throw new Error(`no ${series} in /metrics`);
   return Number(line.split(' ')[1]);
 }
 
