@@ -1,6 +1,8 @@
 // Is a vip-manager daemon already running here? Asked the way an operator would: GET /status on
 // the configured `http-listen` (a wildcard listen address is asked on loopback). Its answer is
-// the daemon's own view (daemon/status.ts); read-only, one request, a short timeout.
+// the daemon's own view (daemon/status.ts); read-only, one request, a short timeout. Each
+// configured entry is looked up in its `vips[]` by name (by address when no name matches: a
+// daemon from before several VIPs has only the top-level fields, which are its one VIP).
 import http from 'node:http';
 import type { Config } from '../config/schema.js';
 import { displayText } from '../dcs/leader-value.js';
@@ -12,21 +14,35 @@ import { fact, type Fact, type ForeignHolder } from './report.js';
 export const DAEMON_TIMEOUT_MS = 1000;
 const MAX_BODY_BYTES = 256 * 1024;
 
-interface StatusDoc {
-  version?: unknown;
+/** One VIP's part of /status (daemon/status.ts StatusBoard.snapshot). */
+interface VipDoc {
+  name?: unknown;
   config?: { ip?: unknown; netmask?: unknown; interface?: unknown };
   leader?: { value?: unknown; isThisNode?: unknown } | null;
   vip?: { held?: unknown; conflict?: unknown };
 }
 
+/** /status: every entry under `vips`; the first one's fields also at the top level (older daemons: only there). */
+interface StatusDoc extends VipDoc {
+  version?: unknown;
+  vips?: unknown;
+}
+
+/** What the probe compares a running daemon's VIPs with: the configured entries. */
+export interface DaemonEntry {
+  readonly name: string;
+  readonly ip: string;
+  readonly netmask: number;
+}
+
 export interface DaemonProbe {
   readonly fact: Fact;
   /**
-   * What the running daemon reports as another host holding the VIP: `vip.conflict` of its
-   * /status, `{ mac, … }` or a list of such (issue 15 part 4, the address-conflict alarm).
-   * Empty when it reports none or is not running.
+   * Per entry name, what the running daemon reports as another host holding that VIP:
+   * `vip.conflict` of its /status entry, `{ mac, … }` or a list of such (issue 15 part 4, the
+   * address-conflict alarm). No entry when it reports none, does not manage it, or is not running.
    */
-  readonly foreign: ForeignHolder[];
+  readonly foreign: ReadonlyMap<string, ForeignHolder[]>;
 }
 
 function get(host: string, port: number): Promise<{ status: number; body: string }> {
@@ -54,7 +70,7 @@ function sameIp(a: unknown, b: string): boolean {
   }
 }
 
-function conflicts(doc: StatusDoc): ForeignHolder[] {
+function conflicts(doc: VipDoc): ForeignHolder[] {
   const raw = doc.vip?.conflict;
   const list = Array.isArray(raw) ? raw : raw ? [raw] : [];
   return list
@@ -62,9 +78,43 @@ function conflicts(doc: StatusDoc): ForeignHolder[] {
     .map((c) => ({ mac: c.mac.toLowerCase(), source: 'daemon' as const, how: 'reported by the running daemon' }));
 }
 
-export async function probeDaemon(cfg: Config): Promise<DaemonProbe> {
+/** The daemon's VIPs: `vips[]`, or for a daemon from before several VIPs the top-level fields. */
+function vipDocs(doc: StatusDoc): VipDoc[] {
+  if (Array.isArray(doc.vips)) return doc.vips.filter((v): v is VipDoc => typeof v === 'object' && v !== null);
+  return [doc];
+}
+
+const addressOf = (v: VipDoc) => `${String(v.config?.ip)}/${String(v.config?.netmask)}`;
+const sameAddress = (v: VipDoc, e: DaemonEntry) => sameIp(v.config?.ip, e.ip) && v.config?.netmask === e.netmask;
+const nameOf = (v: VipDoc) => (typeof v.name === 'string' ? v.name : null);
+
+/** The daemon's VIP for a configured entry: by name; by address when no name matches (an older daemon names none). */
+function matchEntry(docs: readonly VipDoc[], e: DaemonEntry): { doc: VipDoc; same: boolean } | null {
+  const byName = docs.find((v) => nameOf(v) === e.name);
+  if (byName) return { doc: byName, same: sameAddress(byName, e) };
+  const byAddress = docs.find((v) => sameAddress(v, e));
+  return byAddress ? { doc: byAddress, same: true } : null;
+}
+
+function state(v: VipDoc): string {
+  const held = v.vip?.held === true ? 'holds the VIP' : 'does not hold the VIP';
+  const leader = typeof v.leader?.value === 'string' ? `leader ${JSON.stringify(displayText(v.leader.value))}` : 'leader not known yet';
+  return `${held} (${leader})`;
+}
+
+/** "198.51.100.100/24 (primary), 198.51.100.101/24 (billing)": a name only where it is not the address. */
+function listVips(docs: readonly VipDoc[]): string {
+  if (docs.length === 0) return 'no VIP';
+  return docs.map((v) => {
+    const name = nameOf(v);
+    return name === null || sameIp(v.config?.ip, name) ? addressOf(v) : `${addressOf(v)} (${displayText(name)})`;
+  }).join(', ');
+}
+
+export async function probeDaemon(cfg: Config, entries: readonly DaemonEntry[] = [{ name: cfg.name, ip: cfg.ip, netmask: cfg.netmask }]): Promise<DaemonProbe> {
   const subject = 'daemon';
-  if (!cfg['http-enabled']) return { fact: fact('SKIP', subject, 'not checked: http-enabled is false, so a running daemon has no endpoint to ask'), foreign: [] };
+  const none = new Map<string, ForeignHolder[]>();
+  if (!cfg['http-enabled']) return { fact: fact('SKIP', subject, 'not checked: http-enabled is false, so a running daemon has no endpoint to ask'), foreign: none };
   const listen = parseListenAddress(cfg['http-listen']);
   const host = listen.host === '0.0.0.0' ? '127.0.0.1' : listen.host === '::' ? '::1' : listen.host;
   const url = `http://${formatListenAddress({ host, port: listen.port })}/status`;
@@ -74,20 +124,36 @@ export async function probeDaemon(cfg: Config): Promise<DaemonProbe> {
   } catch (e) {
     const code = (e as NodeJS.ErrnoException).code;
     const why = code === 'ECONNREFUSED' ? 'connection refused' : code === 'ETIMEDOUT' ? `no answer within ${DAEMON_TIMEOUT_MS} ms` : (e as Error).message;
-    return { fact: fact('WARN', subject, `none answers on ${url} (${why}): nothing keeps this host in step with the DCS`), foreign: [] };
+    return { fact: fact('WARN', subject, `none answers on ${url} (${why}): nothing keeps this host in step with the DCS`), foreign: none };
   }
   let doc: StatusDoc | null = null;
   try {
     const parsed: unknown = JSON.parse(answer.body);
     if (answer.status === 200 && typeof parsed === 'object' && parsed !== null && 'vip' in parsed && 'config' in parsed) doc = parsed as StatusDoc;
   } catch { /* not ours */ }
-  if (doc === null) return { fact: fact('WARN', subject, `something that is not vip-manager answers on ${url} (HTTP ${answer.status})`), foreign: [] };
+  if (doc === null) return { fact: fact('WARN', subject, `something that is not vip-manager answers on ${url} (HTTP ${answer.status})`), foreign: none };
   const version = typeof doc.version === 'string' ? ` ${displayText(doc.version)}` : '';
-  const held = doc.vip?.held === true ? 'holds the VIP' : 'does not hold the VIP';
-  const leader = typeof doc.leader?.value === 'string' ? `leader ${JSON.stringify(displayText(doc.leader.value))}` : 'leader not known yet';
-  const vip = `${String(doc.config?.ip)}/${String(doc.config?.netmask)}`;
-  if (!sameIp(doc.config?.ip, cfg.ip) || doc.config?.netmask !== cfg.netmask) {
-    return { fact: fact('WARN', subject, `vip-manager${version} answers on ${url} but manages ${vip}, not ${cfg.ip}/${cfg.netmask} (another instance?)`), foreign: [] };
+  const docs = vipDocs(doc);
+  const matches = entries.map((e) => ({ e, m: matchEntry(docs, e) }));
+  const foreign = new Map<string, ForeignHolder[]>();
+  for (const { e, m } of matches) if (m?.same) foreign.set(e.name, conflicts(m.doc));
+  if (entries.length === 1) {
+    const { e, m } = matches[0]!;
+    if (!m?.same) {
+      const vip = docs.length === 1 && nameOf(docs[0]!) === null ? addressOf(docs[0]!) : listVips(docs);
+      return { fact: fact('WARN', subject, `vip-manager${version} answers on ${url} but manages ${vip}, not ${e.ip}/${e.netmask} (another instance?)`), foreign };
+    }
+    return { fact: fact('OK', subject, `vip-manager${version} runs here (${url}): ${state(m.doc)}`), foreign };
   }
-  return { fact: fact('OK', subject, `vip-manager${version} runs here (${url}): ${held} (${leader})`), foreign: conflicts(doc) };
+  // Several entries: one line for all, each entry named, so the shared facts stay one line each.
+  const parts = matches.map(({ e, m }) => {
+    const name = displayText(e.name);
+    if (m === null) return `${name}: not managed by it`;
+    if (!m.same) return `${name}: managed as ${addressOf(m.doc)}, not ${e.ip}/${e.netmask}`;
+    return `${name} ${state(m.doc)}`;
+  });
+  const missing = matches.some(({ m }) => !m?.same);
+  const text = `vip-manager${version} runs here (${url}): ${parts.join('; ')}`
+    + (missing ? ` (it manages ${listVips(docs)}: reload it after a configuration change, or is it another instance?)` : '');
+  return { fact: fact(missing ? 'WARN' : 'OK', subject, text), foreign };
 }

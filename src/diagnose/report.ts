@@ -18,11 +18,19 @@ export interface Fact {
 
 export const fact = (mark: Mark, subject: string, text: string): Fact => ({ mark, subject, text });
 
-/** What the DCS said about one VIP's trigger key. */
+/**
+ * What the DCS said about one VIP: its trigger key's value, or for a role VIP (replica,
+ * sync-standby) the member Patroni's cluster keys designate (dcs/patroni/roles.ts), which the
+ * verdict treats exactly like a leader key's value: "names this node" is the same comparison.
+ */
 export type LeaderFinding =
-  /** `display` is the bounded value text (null: the key does not exist). */
-  | { readonly kind: 'value'; readonly namesThisNode: boolean; readonly display: string | null; readonly describe: string }
-  | { readonly kind: 'unreachable' };
+  /**
+   * `display` is the bounded value text (null: the key does not exist; role: nobody designated).
+   * `role`: the finding is a role's designation, so "no node" is the role's, not a missing key.
+   */
+  | { readonly kind: 'value'; readonly namesThisNode: boolean; readonly display: string | null; readonly describe: string; readonly role?: boolean }
+  /** `why`: what kept it from being read (default: no endpoint answered). */
+  | { readonly kind: 'unreachable'; readonly why?: string };
 
 /**
  * Another host holding the VIP. `source` says how we know: 'probe' (the ARP/NDP probe here),
@@ -68,7 +76,7 @@ export function decideVerdict(v: VerdictInput): Verdict {
   const bad = (kind: VerdictKind, text: string): Verdict => ({ kind, ok: false, mark: 'FAIL', text });
   if (v.leader.kind === 'unreachable') {
     const state = v.held === null ? '' : v.held ? ` (the VIP is ${on})` : ` (the VIP is not ${on})`;
-    return bad('dcs-unknown', `cannot tell what the DCS asks: no DCS endpoint answered${state}`);
+    return bad('dcs-unknown', `cannot tell what the DCS asks: ${v.leader.why ?? 'no DCS endpoint answered'}${state}`);
   }
   const l = v.leader;
   const foreign = v.foreign ?? [];
@@ -81,18 +89,20 @@ export function decideVerdict(v: VerdictInput): Verdict {
     return bad('should-hold', `the DCS names this node (${l.describe}) but the VIP is not ${on}${why}`);
   }
   if (!l.namesThisNode && v.held === true) {
-    const who = l.display === null ? 'no node (the key does not exist)' : `another node (${l.describe}; trigger-value ${q(v.triggerValue)})`;
+    const who = l.display !== null ? `another node (${l.describe}; trigger-value ${q(v.triggerValue)})`
+      : l.role === true ? `no node (${l.describe})` : 'no node (the key does not exist)';
     return bad('should-release', `the VIP is ${on} but the DCS names ${who}`);
   }
   if (v.misspelt !== null) return bad('misspelt', `trigger-value ${q(v.triggerValue)} names no member the DCS knows${v.misspelt}`);
   if (v.held === null) {
-    return { kind: 'unchecked', ok: true, mark: 'WARN', text: `the DCS ${l.namesThisNode ? 'names this node' : 'names another node'} (${l.describe}); whether the VIP is here was not checked` };
+    const names = l.namesThisNode ? 'names this node' : l.display === null && l.role === true ? 'names no node' : 'names another node';
+    return { kind: 'unchecked', ok: true, mark: 'WARN', text: `the DCS ${names} (${l.describe}); whether the VIP is here was not checked` };
   }
   if (v.cannotTake !== null) {
     return bad('cannot-take', `not here, as the DCS asks (${l.describe}), but this node could not take the VIP over: ${v.cannotTake}`);
   }
   if (l.namesThisNode) return { kind: 'holds', ok: true, mark: 'OK', text: `held here, as the DCS asks (${l.describe})` };
-  const leader = l.display === null ? `${l.describe}: no node is leader` : `${l.describe}, not this node's ${q(v.triggerValue)}`;
+  const leader = l.display !== null ? `${l.describe}, not this node's ${q(v.triggerValue)}` : l.role === true ? l.describe : `${l.describe}: no node is leader`;
   return { kind: 'standby', ok: true, mark: 'OK', text: `not here, as the DCS asks (${leader})` };
 }
 

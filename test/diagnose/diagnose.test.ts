@@ -7,6 +7,7 @@ import { writeFileSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, afterEach, before, describe, test } from 'node:test';
+import { designate, type RoleSpec } from '../../src/dcs/patroni/roles.js';
 import { BIN, hasVip } from '../harness/daemon.js';
 import { freePort, startEtcd } from '../harness/etcd.js';
 import { ConsulStandin } from '../standins/consul.js';
@@ -267,6 +268,184 @@ describe('vip-manager --diagnose', { concurrency: false }, () => {
     const r = await diagnose(n2, flags('n2'));
     assert.equal(r.out.at(-1), '  OK   daemon: vip-manager 0.1.0 runs here (http://127.0.0.1:9466/status): does not hold the VIP (leader "n1")', r.out.join('\n') + r.err);
     assert.equal(r.code, 0, r.out.join('\n'));
+  });
+
+  /** A config file with `vips:` (top-level keys as the daemon's flags give them); `--config` to it. */
+  const vipsFile = (trigger: string, entries: string): string[] => {
+    const dir = mkdtempSync(join(tmpdir(), 'vmt-diag-vips-'));
+    cleanups.push(() => rmSync(dir, { recursive: true, force: true }));
+    const file = join(dir, 'vip-manager.yml');
+    writeFileSync(file, `dcs-type: etcd\ndcs-endpoints: [${etcdUrl}]\ninterface: eth0\nnetmask: 24\ntrigger-value: ${trigger}\nvips:\n${entries}`);
+    return ['--config', file];
+  };
+  const cleanups: Array<() => void> = [];
+  afterEach(() => { for (const c of cleanups.splice(0)) c(); });
+  const V4B = '203.0.113.101';
+  const V4C = '203.0.113.102';
+  /** Removes the extra VIPs of the multi-entry tests from every host (bed.reset knows only VIP4/VIP6). */
+  const dropExtra = (hosts: LanHost[]) => {
+    for (const h of hosts) for (const ip of [V4B, V4C]) if (hasVip(h.ns, `${ip}/24`)) h.ns.ip('addr', 'del', `${ip}/24`, 'dev', 'eth0');
+  };
+
+  test('two entries in a vips: file: two reports, each with its own key, address and ARP probe; shared facts once', async () => {
+    await bed.kv.put(KEY).value('n1');
+    await bed.kv.put('/service/test/billing/leader').value('n2');
+    n1.ns.ip('addr', 'add', V4, 'dev', 'eth0');
+    n2.ns.ip('addr', 'add', `${V4B}/24`, 'dev', 'eth0');
+    try {
+      const r = await diagnose(n1, vipsFile('n1', [
+        `  - name: primary\n    ip: ${VIP4}\n    trigger-key: ${KEY}\n`,
+        `  - name: billing\n    ip: ${V4B}\n    trigger-key: /service/test/billing/leader\n`,
+      ].join('')));
+      assert.deepEqual(r.out, [
+        'OK   VIP primary (203.0.113.100/24 on eth0): held here, as the DCS asks (/service/test/leader = "n1")',
+        '  OK   leader key: /service/test/leader = "n1": names this node (trigger-value "n1")',
+        ifaceLine(n1),
+        '  OK   address 203.0.113.100/24: on eth0',
+        '  OK   ARP for 203.0.113.100: no other host answers (one probe, 1000 ms of listening)',
+        'OK   VIP billing (203.0.113.101/24 on eth0): not here, as the DCS asks (/service/test/billing/leader = "n2", not this node\'s "n1")',
+        '  INFO leader key: /service/test/billing/leader = "n2": names another node, not this one (trigger-value "n1")',
+        ifaceLine(n1),
+        '  OK   address 203.0.113.101/24: not on eth0',
+        `  INFO ARP for 203.0.113.101: answered by ${n2.mac} (ARP reply): the node the DCS names, presumably`,
+        ...tail(),
+      ], r.err);
+      assert.equal(r.code, 0);
+      assert.ok(hasVip(n1.ns, V4) && !hasVip(n1.ns, `${V4B}/24`), 'diagnose changes no address');
+    } finally {
+      dropExtra([n1, n2]);
+    }
+  });
+
+  // Patroni 3.0.2's keys as captured on the real bed (test/dcs/patroni-roles.test.ts BED_INITIAL):
+  // leader db1, synchronous standby db2, db3 16 MiB behind the leader's optime.
+  const member = (i: number, role: string, xlog: number, extra = '') =>
+    `{"conn_url":"postgres://203.0.113.1${i}:5432/postgres","api_url":"http://203.0.113.1${i}:8008/patroni","state":"running","role":"${role}","version":"3.0.2","xlog_location":${xlog},"timeline":1${extra}}`;
+  const patroniKeys = (over: Record<string, string> = {}): Record<string, string> => ({
+    leader: 'db1', 'members/db1': member(1, 'master', 67108944), 'members/db2': member(2, 'replica', 67108944),
+    'members/db3': member(3, 'replica', 50331648), status: '{"optime":67108944}', sync: '{"leader":"db1","sync_standby":"db2"}', ...over,
+  });
+  const patroni = async (over: Record<string, string> = {}) => {
+    for (const [k, v] of Object.entries(patroniKeys(over))) await bed.kv.put(`/service/test/${k}`).value(v);
+  };
+  /**
+   * The daemon's own words for a designation (dcs/patroni/roles.ts, which owns their wording):
+   * the diagnosis must quote them; which member is designated is asserted literally.
+   */
+  const reason = (over: Record<string, string>, spec: RoleSpec) =>
+    designate(new Map(Object.entries(patroniKeys(over)).map(([k, v]) => [k, Buffer.from(v)])), spec).reason;
+  const RO: RoleSpec = { role: 'replica', fallback: 'none', maxLag: 1048576 };
+  const SYNC: RoleSpec = { role: 'sync-standby', fallback: 'none', maxLag: undefined };
+  const roleEntries = [
+    `  - name: ro\n    ip: ${VIP4}\n    trigger-key: ${KEY}\n    role: replica\n    max-lag: 1048576\n`,
+    `  - name: sync\n    ip: ${V4B}\n    trigger-key: ${KEY}\n    role: sync-standby\n`,
+    `  - name: primary\n    ip: ${V4C}\n    trigger-key: ${KEY}\n`,
+  ].join('');
+  const known = '  OK   trigger-value: "db2" is a member the DCS knows (members under /service/test/members/: db1, db2, db3)';
+
+  test('role VIPs against Patroni\'s keys in etcd: the designated member decides, exactly as a leader key would', async () => {
+    await patroni();
+    n1.ns.ip('addr', 'add', V4, 'dev', 'eth0');
+    n1.ns.ip('addr', 'add', `${V4B}/24`, 'dev', 'eth0');
+    try {
+      const r = await diagnose(n1, vipsFile('db2', roleEntries));
+      assert.deepEqual(r.out, [
+        'OK   VIP ro (203.0.113.100/24 on eth0): held here, as the DCS asks (role replica of /service/test/ designates "db2")',
+        `  OK   role replica of /service/test/: designates "db2" (${reason({}, RO)}): names this node (trigger-value "db2")`,
+        known,
+        ifaceLine(n1),
+        '  OK   address 203.0.113.100/24: on eth0',
+        '  OK   ARP for 203.0.113.100: no other host answers (one probe, 1000 ms of listening)',
+        'OK   VIP sync (203.0.113.101/24 on eth0): held here, as the DCS asks (role sync-standby of /service/test/ designates "db2")',
+        `  OK   role sync-standby of /service/test/: designates "db2" (${reason({}, SYNC)}): names this node (trigger-value "db2")`,
+        known,
+        ifaceLine(n1),
+        '  OK   address 203.0.113.101/24: on eth0',
+        '  OK   ARP for 203.0.113.101: no other host answers (one probe, 1000 ms of listening)',
+        'OK   VIP primary (203.0.113.102/24 on eth0): not here, as the DCS asks (/service/test/leader = "db1", not this node\'s "db2")',
+        '  INFO leader key: /service/test/leader = "db1": names another node, not this one (trigger-value "db2")',
+        known,
+        ifaceLine(n1),
+        '  OK   address 203.0.113.102/24: not on eth0',
+        '  WARN ARP for 203.0.113.102: no host answers (one probe, 1000 ms of listening), although the DCS names another node: does it hold the VIP?',
+        ...tail(),
+      ], r.err);
+      assert.equal(r.code, 0);
+
+      // db2 tagged noloadbalance, db3 too far behind, no synchronous standby: nobody qualifies,
+      // so both role VIPs held here are where the DCS asks for none.
+      const nobody = { 'members/db2': member(2, 'replica', 67108944, ',"tags":{"noloadbalance":true}'), sync: '{"leader":"db1","sync_standby":null}' };
+      await patroni(nobody);
+      const none = await diagnose(n1, vipsFile('db2', roleEntries));
+      // Both reasons name what disqualified whom (the wording is roles.ts's).
+      assert.match(reason(nobody, RO), /db2.*noloadbalance.*db3.*lag 16777296 bytes > max-lag 1048576/);
+      assert.match(reason(nobody, SYNC), /db1.*has none/);
+      assert.deepEqual(none.out.slice(0, 2), [
+        `FAIL VIP ro (203.0.113.100/24 on eth0): the VIP is on eth0 but the DCS names no node (role replica of /service/test/ designates nobody (${reason(nobody, RO)}))`,
+        `  INFO role replica of /service/test/: designates nobody (${reason(nobody, RO)})`,
+      ], none.out.join('\n'));
+      assert.deepEqual(none.out.slice(6, 8), [
+        `FAIL VIP sync (203.0.113.101/24 on eth0): the VIP is on eth0 but the DCS names no node (role sync-standby of /service/test/ designates nobody (${reason(nobody, SYNC)}))`,
+        `  INFO role sync-standby of /service/test/: designates nobody (${reason(nobody, SYNC)})`,
+      ], none.out.join('\n'));
+      assert.equal(none.code, 1);
+      assert.ok(hasVip(n1.ns, V4) && hasVip(n1.ns, `${V4B}/24`), 'diagnose removes nothing');
+    } finally {
+      dropExtra([n1]);
+    }
+  });
+
+  test('a cluster prefix the etcd user may not read: that role entry cannot be judged, a leader entry beside it still is', async () => {
+    // The user may read the leader key (a prefix permission on it) but nothing else of the cluster.
+    const secured = await startEtcd({ host: ETCD_HOST, auth: { user: 'vip', password: 'pw-4711', prefix: KEY } });
+    try {
+      const admin = secured.client();
+      for (const [k, v] of Object.entries(patroniKeys())) await admin.put(`/service/test/${k}`).value(v);
+      const r = await diagnose(n1, ['--dcs-endpoints', secured.clientUrl, '--etcd-user', 'vip', '--etcd-password', 'pw-4711', ...vipsFile('db2', [
+        `  - name: ro\n    ip: ${VIP4}\n    trigger-key: ${KEY}\n    role: replica\n`,
+        `  - name: primary\n    ip: ${V4C}\n    trigger-key: ${KEY}\n`,
+      ].join(''))]);
+      const denied = `etcd user "vip" may not read the keys under /service/test/ at ${secured.clientUrl}: permission denied`;
+      assert.deepEqual(r.out.slice(0, 2), [
+        `FAIL VIP ro (203.0.113.100/24 on eth0): cannot tell what the DCS asks: the keys under /service/test/ cannot be used: ${denied} (the VIP is not on eth0)`,
+        `  FAIL role replica of /service/test/: not read: ${denied}`,
+      ], r.out.join('\n') + r.err);
+      assert.equal(r.out[5], 'OK   VIP primary (203.0.113.102/24 on eth0): not here, as the DCS asks (/service/test/leader = "db1", not this node\'s "db2")', r.out.join('\n'));
+      assert.equal(r.out.at(-2), `  OK   etcd endpoint ${secured.clientUrl}: reachable, answered`);
+      assert.equal(r.code, 1);
+    } finally {
+      await secured.dispose();
+    }
+  });
+
+  test('a cluster prefix larger than the daemon reads (3 MiB): named with its numbers, the entry cannot be judged', async () => {
+    await patroni();
+    // etcd takes at most 1.5 MiB per request: three values of 1.1 MiB make 3.3 MiB under the prefix.
+    const big = 'x'.repeat(1100 * 1024);
+    for (const i of [1, 2, 3]) await bed.kv.put(`/service/test/junk/${i}`).value(big);
+    const r = await diagnose(n1, vipsFile('db2', `  - name: ro\n    ip: ${VIP4}\n    trigger-key: ${KEY}\n    role: replica\n`));
+    assert.match(r.out[1]!, /^ {2}FAIL role replica of \/service\/test\/: not read: etcd prefix \/service\/test\/ holds \d+ bytes of keys and values \(the limit is 3145728\); a Patroni cluster has tens of keys: is the trigger-key \(<namespace>\/<scope>\/leader\) right\?$/, r.out.join('\n') + r.err);
+    assert.match(r.out[0]!, /^FAIL VIP ro \(203\.0\.113\.100\/24 on eth0\): cannot tell what the DCS asks: the keys under \/service\/test\/ cannot be used: etcd prefix/);
+    assert.equal(r.out.at(-2), `  OK   etcd endpoint ${etcdUrl}: reachable, answered`);
+    assert.equal(r.code, 1);
+  });
+
+  test('a role VIP over Consul: the cluster prefix read with ?recurse, the same designation', async () => {
+    const consul = await ConsulStandin.start({ host: ETCD_HOST });
+    try {
+      for (const [k, v] of Object.entries(patroniKeys())) consul.put(`service/test/${k}`, v);
+      const r = await diagnose(n1, ['--dcs-type', 'consul', '--dcs-endpoints', consul.url, ...vipsFile('db2',
+        `  - name: ro\n    ip: ${VIP4}\n    trigger-key: service/test/leader\n    role: replica\n    max-lag: 1048576\n`)]);
+      assert.deepEqual(r.out.slice(0, 3), [
+        'FAIL VIP ro (203.0.113.100/24 on eth0): the DCS names this node (role replica of service/test/ designates "db2") but the VIP is not on eth0',
+        `  OK   role replica of service/test/: designates "db2" (${reason({}, RO)}): names this node (trigger-value "db2")`,
+        '  OK   trigger-value: "db2" is a member the DCS knows (members under service/test/members/: db1, db2, db3)',
+      ], r.out.join('\n') + r.err);
+      assert.equal(r.out.at(-2), `  OK   consul endpoint ${consul.url}: reachable, answered`);
+      assert.equal(r.code, 1);
+    } finally {
+      await consul.close();
+    }
   });
 
   test('a configuration error: exit 78, nothing probed', async () => {
