@@ -108,6 +108,8 @@ export interface BedOptions {
    * running while every member answers its POST /failsafe. Default off.
    */
   failsafe?: boolean;
+  /** Patroni's synchronous_mode (bootstrap.dcs): the leader names its synchronous standby in <scope>/sync. Default off. */
+  synchronousMode?: boolean;
 }
 
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
@@ -286,6 +288,8 @@ export class DbNode {
   readonly dir: string;
   readonly dataDir: string;
   private vipOverrides: Record<string, unknown> = {};
+  /** Patroni tags over the bed's defaults (e.g. noloadbalance); applied at the next start or reloadPatroni(). */
+  tags: Record<string, unknown> = {};
 
   constructor(readonly bed: PatroniBed, readonly name: string, readonly host: LanHost) {
     this.dir = join(bed.baseDir, name);
@@ -322,6 +326,7 @@ export class DbNode {
           loop_wait: t.loopWait,
           retry_timeout: t.retryTimeout,
           ...(b.opts.failsafe ? { failsafe_mode: true } : {}),
+          ...(b.opts.synchronousMode ? { synchronous_mode: true } : {}),
           maximum_lag_on_failover: 1048576,
           postgresql: {
             use_pg_rewind: true,
@@ -374,16 +379,28 @@ export class DbNode {
         },
       },
       watchdog: { mode: 'off' },
-      tags: { nofailover: false, noloadbalance: false, clonefrom: false, nosync: false },
+      tags: { nofailover: false, noloadbalance: false, clonefrom: false, nosync: false, ...this.tags },
     };
   }
 
-  startPatroni(): void {
-    if (this.patroni && this.patroni.exitCode === null && this.patroni.signalCode === null) throw new Error(`patroni on ${this.name} is already running`);
+  /** Rewrites patroni.yml and sends SIGHUP: Patroni re-reads it (tags included) without a restart. */
+  reloadPatroni(): void {
+    if (!this.patroni || this.patroni.exitCode !== null || this.patroni.signalCode !== null) throw new Error(`patroni on ${this.name} is not running`);
+    this.writePatroniConfig();
+    this.patroni.kill('SIGHUP');
+  }
+
+  private writePatroniConfig(): string {
     const cfg = join(this.dir, 'patroni.yml');
     writeFileSync(cfg, stringify(this.patroniConfig()));
     const { uid, gid } = postgresUser();
     chownSync(cfg, uid, gid);
+    return cfg;
+  }
+
+  startPatroni(): void {
+    if (this.patroni && this.patroni.exitCode === null && this.patroni.signalCode === null) throw new Error(`patroni on ${this.name} is already running`);
+    const cfg = this.writePatroniConfig();
     this.patroni = this.ns.spawn('setpriv', ['--reuid=postgres', '--regid=postgres', '--init-groups', '--', PATRONI, cfg], {
       env: { PATH: process.env.PATH ?? '/usr/sbin:/usr/bin:/sbin:/bin', HOME: this.dir, LANG: 'C.UTF-8', PYTHONUNBUFFERED: '1' },
     });
@@ -673,14 +690,14 @@ export class PatroniBed {
     throw new Error(`no Patroni REST API answered /cluster: ${(last as Error | undefined)?.message}`);
   }
 
-  /** Waits until every node runs: one leader, all others replicas that stream from it. */
+  /** Waits until every node runs: one leader, all others replicas (or, in synchronous mode, sync standbys) that stream from it. */
   async waitHealthy(timeoutMs = 60_000): Promise<DbNode> {
     let last: ClusterMemberState[] = [];
     await waitUntil('a healthy Patroni cluster (one leader, all replicas streaming)', async () => {
       last = await this.cluster();
       if (last.length !== this.nodes.length) return false;
       const leaders = last.filter((m) => m.role === 'leader' && m.state === 'running');
-      const replicas = last.filter((m) => m.role === 'replica' && (m.state === 'running' || m.state === 'streaming') && typeof m.lag === 'number');
+      const replicas = last.filter((m) => (m.role === 'replica' || m.role === 'sync_standby') && (m.state === 'running' || m.state === 'streaming') && typeof m.lag === 'number');
       if (leaders.length !== 1 || replicas.length !== this.nodes.length - 1) return false;
       // Replicas stream (the primary's pg_stat_replication lists them all).
       const res = await pgQuery("select count(*) from pg_stat_replication where state = 'streaming'", { host: this.node(leaders[0]!.name).ip, timeoutMs: 2000 });
