@@ -7,18 +7,11 @@ import { EtcdLeaderSource } from '../src/dcs/etcd/source.js';
 import type { LeaderView } from '../src/reconcile/ports.js';
 import { silentLogger } from '../src/log.js';
 import { startEtcd } from '../test/harness/etcd.js';
+import { statsOf as stats, type Stats } from './stats.js';
 
 const RUNS = 200;
 const WARMUP = 20;
 const KEY = '/service/bench/leader';
-
-interface Stats { n: number; median: number; p90: number; max: number }
-
-function stats(samples: number[]): Stats {
-  const s = [...samples].sort((x, y) => x - y);
-  const q = (p: number): number => s[Math.min(s.length - 1, Math.max(0, Math.ceil(p * s.length) - 1))]!;
-  return { n: s.length, median: q(0.5), p90: q(0.9), max: s[s.length - 1]! };
-}
 
 function row(what: string, st: Stats): string {
   return `${what.padEnd(44)} n=${String(st.n).padStart(3)}  median ${st.median.toFixed(2).padStart(6)} ms  p90 ${st.p90.toFixed(2).padStart(6)} ms  max ${st.max.toFixed(2).padStart(7)} ms`;

@@ -3,9 +3,9 @@
 //   node dist/bench/failover-partition.js [--partitions N (10)]     (needs root; ~1 min)
 //
 // A LAN of network namespaces: etcd 3.4 alone on host e (203.0.113.11, v2 API on for the
-// baseline), our daemon on n1, Debian's vip-manager 1.0.2 on n2 (VIP_BASELINE_BIN, default
-// /usr/bin/vip-manager; `apt-get download vip-manager && dpkg-deb -x vip-manager_*.deb DIR` gives
-// one without installing it), both at default settings (interval 1000), both following the same
+// baseline), our daemon on n1, Debian's vip-manager 1.0.2 on n2 (found as bench/baseline.ts
+// says: VIP_BASELINE_BIN, /usr/bin/vip-manager or build/baseline/; without one its column stays
+// empty), both at default settings (interval 1000), both following the same
 // key, which names n1. Each round waits a random 0–1.1 s (the moment of the cut must sample every
 // phase of a 1 s poll or keepalive cycle), then takes n1's and n2's switch ports out of the bridge
 // at once: every frame from and to them is dropped inside the switch. Noticed = ours: its first
@@ -13,17 +13,15 @@
 // "etcd error" line after the cut (one per failed poll, each after its 1 s header timeout; stamped
 // on arrival here; its other lines, e.g. the periodic "IP address … state is …", do not count). Then the ports go back, and the next round starts once both are quiet again.
 // Everything is removed on success, failure and Ctrl-C (test/harness/netns.ts and etcd.ts).
-import { execFileSync, type ChildProcess } from 'node:child_process';
-import { existsSync } from 'node:fs';
-import { createInterface } from 'node:readline';
+import { execFileSync } from 'node:child_process';
 import os from 'node:os';
 import { Daemon } from '../test/harness/daemon.js';
 import { startEtcdCluster, type EtcdCluster } from '../test/harness/etcd.js';
 import { createLan, requireNetnsPrivileges, type Lan, type LanHost } from '../test/harness/netns.js';
-import { ms, stats, table } from './failover-report.js';
+import { GoDaemon, goBaseline } from './baseline.js';
+import { ms, stats, table } from './stats.js';
 
 const KEY = '/service/bench/leader';
-const BASELINE = process.env.VIP_BASELINE_BIN ?? '/usr/bin/vip-manager';
 /** Neither daemon noticing within this long is a failure of the bench, not a figure. */
 const NOTICE_TIMEOUT_MS = 20_000;
 /** The Go original logs an error per failed poll (one every 1–2 s while cut): no error for this long = recovered. */
@@ -40,30 +38,12 @@ function parseArgs(argv: string[]): { partitions: number } {
     if (a === '--partitions') partitions = Number(argv[++i]);
     else if (a.startsWith('--partitions=')) partitions = Number(a.slice('--partitions='.length));
     else if (a === '--help' || a === '-h') {
-      process.stdout.write('usage: node dist/bench/failover-partition.js [--partitions N (10)]\n  VIP_BASELINE_BIN=/path/to/vip-manager (default /usr/bin/vip-manager)\n');
+      process.stdout.write('usage: node dist/bench/failover-partition.js [--partitions N (10)]\n  VIP_BASELINE_BIN=/path/to/vip-manager (default /usr/bin/vip-manager, else build/baseline/)\n');
       process.exit(0);
     } else throw new Error(`unknown argument ${a}`);
   }
   if (!Number.isInteger(partitions) || partitions < 1) throw new Error('--partitions must be a positive integer');
   return { partitions };
-}
-
-/** Debian's vip-manager 1.0.2, every output line stamped on arrival. */
-class GoDaemon {
-  readonly child: ChildProcess;
-  readonly lines: Array<{ t: number; line: string }> = [];
-  constructor(host: LanHost, etcdUrl: string) {
-    this.child = host.ns.spawn(BASELINE, [
-      '--ip=203.0.113.101', '--netmask=24', '--interface=eth0', `--trigger-key=${KEY}`, '--trigger-value=n2',
-      '--dcs-type=etcd', `--dcs-endpoints=${etcdUrl}`, '--interval=1000',
-    ]);
-    for (const s of [this.child.stdout!, this.child.stderr!]) {
-      createInterface({ input: s }).on('line', (line) => this.lines.push({ t: Date.now(), line }));
-    }
-  }
-  kill(): void {
-    if (this.child.exitCode === null && this.child.signalCode === null) this.child.kill('SIGKILL');
-  }
 }
 
 async function until<T>(what: string, f: () => T | undefined, timeoutMs: number): Promise<T> {
@@ -80,8 +60,9 @@ async function main(): Promise<number> {
   const { partitions } = parseArgs(process.argv.slice(2));
   requireNetnsPrivileges();
   const log = (s: string): void => { process.stderr.write(`${s}\n`); };
-  const withGo = existsSync(BASELINE);
-  if (!withGo) log(`${BASELINE} is missing: the Go original's column stays empty (apt-get install vip-manager, or VIP_BASELINE_BIN=<extracted binary>)`);
+  const baseline = goBaseline({ fetch: false, log });
+  const withGo = baseline !== null;
+  if (!withGo) log('the Go original is missing: its column stays empty (apt-get install vip-manager, or VIP_BASELINE_BIN=<extracted binary>)');
 
   const lan: Lan = createLan(3, ['e', 'n1', 'n2']);
   let cluster: EtcdCluster | undefined;
@@ -106,7 +87,7 @@ async function main(): Promise<number> {
     const url = `http://${e.ipv4}:2379`;
     ours = new Daemon({ ns: n1.ns, args: ['--ip', '203.0.113.100', '--netmask', '24', '--interface', 'eth0', '--trigger-key', KEY, '--trigger-value', 'n1', '--dcs-endpoints', url] });
     await ours.waitReady();
-    if (withGo) go = new GoDaemon(n2, url);
+    if (baseline) go = new GoDaemon({ bin: baseline, ns: n2.ns, ip: '203.0.113.101', prefix: 24, key: KEY, node: 'n2', etcdUrl: url });
     await sleep(3000); // both past start-up (the Go original logs nothing once it runs)
     const targets = withGo ? [n1, n2] : [n1];
     for (let i = 0; i < partitions; i++) {
@@ -134,7 +115,7 @@ async function main(): Promise<number> {
     }
   } finally {
     if (cut.size) setCut([...cut], false);
-    go?.kill();
+    await go?.kill();
     await ours?.kill();
     await cluster?.dispose();
     lan.dispose();
@@ -148,7 +129,7 @@ async function main(): Promise<number> {
     `  kernel ${os.release()}, node ${process.version}, etcd 3.4 on its own host; ${partitions} partitions at random phases; default settings (interval 1000)`,
     table(['', 'n', 'median', 'p90', 'max'], [
       row('vip-manager (this, etcd v3 watch + TCP keepalive check)', took.ours),
-      withGo ? row(`vip-manager 1.0.2 (${BASELINE}, etcd v2 poll)`, took.go) : ['vip-manager 1.0.2', '0', '-', '-', `not run: ${BASELINE} missing`],
+      baseline ? row(`vip-manager 1.0.2 (${baseline}, etcd v2 poll)`, took.go) : ['vip-manager 1.0.2', '0', '-', '-', 'not run: not found (bench/baseline.ts)'],
     ], 1).replace(/^/gm, '  '),
     `  ours said: ${[...oursErrors].join(' | ')}`,
     ...(withGo ? [`  Go said: ${[...goErrors].join(' | ')}`] : []),

@@ -1,141 +1,126 @@
-// Pure helpers for the failover bench: presence timelines, per-move metrics, statistics,
-// Prometheus text parsing and table formatting. No I/O.
+// The failover bench's printed report: per DCS row the five move figures (median / p90 / max),
+// the idle table, the multi-entry figure side by side, and the notes. Pure formatting.
+import type { MoveMetrics } from './failover-move.js';
+import {
+  IDLE_WARMUP_MS, NEIGH_TIMEOUT_MS, type RowResult,
+} from './failover-rows.js';
+import type { IdleResult } from './failover-idle.js';
+import { mpm, ms, stats, table } from './stats.js';
 
-export type Node = 'n1' | 'n2';
-export const other = (n: Node): Node => (n === 'n1' ? 'n2' : 'n1');
+/** What a move costs inside the daemon: VIP present on the new holder minus the put's round trip. */
+export const daemonShare = (m: MoveMetrics): number | null => (m.present === null ? null : m.present - m.put);
 
-/** A presence change of the VIP on one node (t: epoch ms). */
-export interface Change { t: number; present: boolean }
-/** A neighbour-table change on the client for the VIP. */
-export interface NeighChange { t: number; lladdr: string; state: string }
+export function report(all: RowResult[], opt: { lease: boolean }, env: string[]): string {
+  const out: string[] = [];
+  out.push('vip-manager failover benchmark', ...env.map((e) => `  ${e}`), '');
+  const results = all.filter((r) => r.spec.section === 'dcs');
+  const metric = (title: string, pick: (m: MoveMetrics) => number | null, note?: (r: RowResult) => string): void => {
+    const rows = results.map((r) => {
+      const vals = r.metrics.map(pick);
+      const got = vals.filter((v): v is number => v !== null);
+      const s = stats(got);
+      const missing = vals.length - got.length;
+      const extra = [missing > 0 ? `${missing} not seen` : '', note?.(r) ?? ''].filter(Boolean).join('; ');
+      return [r.spec.label, String(got.length), s ? ms(s.median) : '-', s ? ms(s.p90) : '-', s ? ms(s.max) : '-', extra];
+    });
+    out.push(title, table(['', 'n', 'median', 'p90', 'max', ''], rows, 1).replace(/^/gm, '  '), '');
+  };
+  if (results.length) {
+    metric('1. key change → VIP present on the new holder (ms)', (m) => m.present);
+    metric('2. key change → VIP gone from the old holder (ms)', (m) => m.gone);
+    metric('3. both held the VIP (overlap, ms; 0 when none)', (m) => m.overlap, (r) => {
+      const k = r.metrics.filter((m) => m.overlap > 0).length;
+      return `${k}/${r.metrics.length} moves overlapped`;
+    });
+    metric('4. neither held the VIP (gap, ms)', (m) => m.gap, (r) => {
+      const k = r.metrics.filter((m) => m.gap > 0).length;
+      return `${k}/${r.metrics.length} moves had a gap`;
+    });
+    metric(`5. key change → client's neighbour entry for the VIP has the new holder's MAC (ms; "not seen" = not within ${NEIGH_TIMEOUT_MS} ms of the move)`,
+      (m) => m.neigh, flipBackNote);
+    metric('   (for reference) key change → put returned / flip done (ms)', (m) => m.put);
+  }
 
-export interface MoveRecord {
-  from: Node;
-  to: Node;
-  /** Just before the key change was sent / the fake flipped. */
-  t0: number;
-  /** When the put (all puts, for the baseline) returned. */
-  t1: number;
-  /** The next move's t0, or the end of the row. */
-  tEnd: number;
-  /** Whether the VIP reached the new holder and left the old one before the bench gave up. */
-  completed: boolean;
+  const oddities = all.filter((r) => r.metrics.some((m) => m.extra > 0));
+  for (const r of oddities) {
+    out.push(`note: ${r.spec.label}: ${r.metrics.filter((m) => m.extra > 0).length} moves had extra VIP add/del events (a flap)`);
+  }
+  if (oddities.length) out.push('');
+
+  const idle = results.filter((r) => r.idle);
+  if (idle.length) {
+    out.push(`idle: ${idle[0]!.idle!.seconds.toFixed(1)} s window after ${IDLE_WARMUP_MS / 1000} s of idle (key unchanged${opt.lease ? ', for this daemon attached to a lease as Patroni\'s is' : ', no lease'}; n1 holds the VIP; both daemons running;`,
+      '  RSS at the end, CPU = utime+stime over the window in % of one core; etcd counters over the window ÷ seconds ÷ 2 daemons)');
+    const per = (v: number, r: IdleResult): string => (v / r.seconds / 2).toFixed(2);
+    const rows = idle.map((r) => {
+      const i = r.idle!;
+      const unary = [...i.grpcHandled].map(([k, v]) => `${k} ${per(v, i)}`);
+      const msgs = [...i.grpcMsgs].filter(([k]) => !i.grpcHandled.has(k)).map(([k, v]) => `${k} msgs ${per(v, i)}`);
+      const v2 = [...i.v2].map(([k, v]) => `v2 ${k} ${per(v, i)}`);
+      const total = [...i.grpcHandled.values(), ...i.v2.values()].reduce((a, b) => a + b, 0);
+      const detail = [...unary, ...msgs, ...v2].join(', ') || 'none';
+      return [
+        r.spec.label,
+        i.rssMiB.map((x) => x.toFixed(1)).join(' / '),
+        i.cpuPct.map((x) => x.toFixed(2)).join(' / '),
+        i.wakeups.map((x) => x.toFixed(0)).join(' / '),
+        per(total, i),
+        detail,
+        (i.proposals / i.seconds).toFixed(2),
+        (i.walBytes / i.seconds).toFixed(0),
+      ];
+    });
+    out.push(table(['', 'RSS MiB n1/n2', 'CPU % n1/n2', 'ctx switches/s n1/n2', 'etcd req/s/daemon', 'by method (/s/daemon)', 'raft proposals/s', 'WAL bytes/s'], rows, 1).replace(/^/gm, '  '), '');
+  }
+
+  const vips = all.filter((r) => r.spec.section === 'vips');
+  if (vips.length) out.push(...entriesFigure(vips, opt), '');
+
+  out.push(
+    'notes:',
+    '  - pollers (interval 1000): "present"/"gone" fall anywhere in [0, interval]; overlap and gap depend on the phase between',
+    '    the two nodes\' timers (one phase per block). Watchers react to the same event on both nodes: overlap/gap are sub-ms..ms.',
+    '  - the fake Patroni API flips both nodes at the same instant; a real switchover demotes first (503) and promotes later (200),',
+    '    so real overlaps are shorter and real gaps longer.',
+    '  - Consul row: against a stand-in that follows Consul\'s HTTP API documentation (no Consul binary can be installed here).',
+    '  - v2 QGET = quorum GET: every read of the baseline goes through raft (a proposal and a WAL write on each member).',
+  );
+  if (results.length) out.push(`start offsets (n2's daemon after n1's, per block): ${results.map((r) => `${r.spec.id} ${r.staggers.map((x) => ms(x)).join('/')} ms`).join('; ')}`);
+  return out.join('\n');
 }
 
-export interface MoveMetrics {
-  present: number | null;
-  gone: number | null;
-  overlap: number;
-  gap: number;
-  neigh: number | null;
-  put: number;
-  /** VIP add/del events in the move's window beyond the one add and one del a move needs. */
-  extra: number;
-}
-
-/** Presence of one node over time: an initial state and the changes after it. */
-export class Timeline {
-  constructor(private readonly initial: boolean, private readonly changes: Change[]) {}
-
-  at(t: number): boolean {
-    let p = this.initial;
-    for (const c of this.changes) {
-      if (c.t > t) break;
-      p = c.present;
-    }
-    return p;
-  }
-
-  firstAfter(t: number, present: boolean, before = Infinity): number | null {
-    const c = this.changes.find((x) => x.t >= t && x.t < before && x.present === present);
-    return c ? c.t : null;
-  }
-
-  times(from: number, to: number): number[] {
-    return this.changes.filter((c) => c.t > from && c.t < to).map((c) => c.t);
-  }
-}
-
-/** Measures, within [from, to], how long both nodes held the VIP and how long neither did. */
-export function overlapAndGap(a: Timeline, b: Timeline, from: number, to: number): { overlap: number; gap: number } {
-  const cuts = [from, ...a.times(from, to), ...b.times(from, to), to].sort((x, y) => x - y);
-  let overlap = 0;
-  let gap = 0;
-  for (let i = 0; i + 1 < cuts.length; i++) {
-    const [s, e] = [cuts[i]!, cuts[i + 1]!];
-    if (e <= s) continue;
-    const mid = (s + e) / 2;
-    const pa = a.at(mid);
-    const pb = b.at(mid);
-    if (pa && pb) overlap += e - s;
-    if (!pa && !pb) gap += e - s;
-  }
-  return { overlap, gap };
+function flipBackNote(r: RowResult): string {
+  return [
+    r.flipBacks.overlap ? `${r.flipBacks.overlap}× back to the old MAC while both held the VIP` : '',
+    r.flipBacks.released ? `${r.flipBacks.released}× back to the old MAC AFTER it released the VIP` : '',
+  ].filter(Boolean).join('; ');
 }
 
 /**
- * The five numbers of one move. Overlap and gap are measured from the key change until the
- * move settled (the later of "present on the new holder" and "gone from the old one"), so the
- * pause before the next move never counts as a gap when a move fails half-way: then they run
- * to the end of the move's window.
+ * The multi-entry figure: one VIP's move while the daemons hold 1 entry and while they hold
+ * several, a column per row, median / p90 / max per cell.
  */
-export function moveMetrics(m: MoveRecord, tl: Record<Node, Timeline>, neigh: NeighChange[], newMac: string): MoveMetrics {
-  const addT = tl[m.to].firstAfter(m.t0, true, m.tEnd);
-  const delT = tl[m.from].firstAfter(m.t0, false, m.tEnd);
-  const settled = addT !== null && delT !== null ? Math.max(addT, delT) : m.tEnd;
-  const { overlap, gap } = overlapAndGap(tl.n1, tl.n2, m.t0, settled);
-  const n = neigh.find((x) => x.t >= m.t0 && x.t < m.tEnd && x.lladdr === newMac);
-  return {
-    present: addT === null ? null : addT - m.t0,
-    gone: delT === null ? null : delT - m.t0,
-    overlap,
-    gap,
-    neigh: n ? n.t - m.t0 : null,
-    put: m.t1 - m.t0,
-    extra: Math.max(0, tl.n1.times(m.t0, m.tEnd).length + tl.n2.times(m.t0, m.tEnd).length - 2),
+function entriesFigure(rows: RowResult[], opt: { lease: boolean }): string[] {
+  const cell = (r: RowResult, pick: (m: MoveMetrics) => number | null): string => {
+    const vals = r.metrics.map(pick);
+    const got = vals.filter((v): v is number => v !== null);
+    const missing = vals.length - got.length;
+    return `${mpm(got)}${missing > 0 ? ` (${missing} not seen)` : ''}`;
   };
-}
-
-export interface Stats { n: number; median: number; p90: number; max: number }
-
-/** Nearest-rank percentiles. */
-export function stats(samples: number[]): Stats | null {
-  if (samples.length === 0) return null;
-  const s = [...samples].sort((x, y) => x - y);
-  const q = (p: number): number => s[Math.min(s.length - 1, Math.max(0, Math.ceil(p * s.length) - 1))]!;
-  return { n: s.length, median: q(0.5), p90: q(0.9), max: s[s.length - 1]! };
-}
-
-/** Sums of Prometheus counters by metric name and one label (e.g. grpc_method). */
-export function promSums(text: string, metric: string, byLabel?: string): Map<string, number> {
-  const out = new Map<string, number>();
-  for (const line of text.split('\n')) {
-    if (!line.startsWith(metric)) continue;
-    const m = /^([a-zA-Z_:][\w:]*)(\{([^}]*)\})?\s+(\S+)/.exec(line);
-    if (!m || m[1] !== metric) continue;
-    let key = '';
-    if (byLabel) {
-      const lm = new RegExp(`(?:^|,)${byLabel}="([^"]*)"`).exec(m[3] ?? '');
-      key = lm ? lm[1]! : '';
-    }
-    out.set(key, (out.get(key) ?? 0) + Number(m[4]));
-  }
-  return out;
-}
-
-export function deltas(before: Map<string, number>, after: Map<string, number>): Map<string, number> {
-  const out = new Map<string, number>();
-  for (const [k, v] of after) {
-    const d = v - (before.get(k) ?? 0);
-    if (d !== 0) out.set(k, d);
-  }
-  return out;
-}
-
-export const ms = (x: number): string => (x >= 100 ? x.toFixed(0) : x >= 10 ? x.toFixed(1) : x.toFixed(2));
-
-export function table(headers: string[], rows: string[][], alignLeft = 1): string {
-  const widths = headers.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
-  const fmt = (cells: string[]): string => cells.map((c, i) => (i < alignLeft ? c.padEnd(widths[i]!) : c.padStart(widths[i]!))).join('  ').trimEnd();
-  return [fmt(headers), fmt(widths.map((w) => '-'.repeat(w))), ...rows.map(fmt)].join('\n');
+  const line = (label: string, pick: (m: MoveMetrics) => number | null): string[] => [label, ...rows.map((r) => cell(r, pick))];
+  const body: string[][] = [
+    ['moves measured', ...rows.map((r) => `${r.metrics.length}${r.error ? ' (failed)' : ''}`)],
+    line('key change → VIP present on the new holder', (m) => m.present),
+    line('daemon share (VIP present − put round trip)', daemonShare),
+    line('key change → VIP gone from the old holder', (m) => m.gone),
+    line('both held the VIP (overlap)', (m) => m.overlap),
+    line('key change → client\'s neighbour entry has the new MAC', (m) => m.neigh),
+    line('key change → put returned', (m) => m.put),
+    ['add/del of the other entries\' VIPs during the moves', ...rows.map((r) => (r.metrics.length ? String(r.metrics.reduce((a, m) => a + m.others, 0)) : '-'))],
+  ];
+  return [
+    `6. one VIP's move while each daemon holds 1 or several entries (this, etcd v3 watch, one entry's key changed at a time${opt.lease ? ', each key on its own lease' : ', no leases'}; median / p90 / max, ms)`,
+    table(['', ...rows.map((r) => r.spec.label)], body, 1).replace(/^/gm, '  '),
+    ...rows.flatMap((r) => { const n = flipBackNote(r); return n ? [`  ${r.spec.label}: ${n}`] : []; }),
+  ];
 }

@@ -32,25 +32,25 @@
 // VIP_BENCH_IDLE_BUILDS (package,checkout); VIP_BENCH_IDLE_SOAK (10000; 0: none);
 // VIP_BENCH_IDLE_STARTUP_RUNS (10; 0: none); VIP_BENCH_IDLE_OUR_ARGS (extra daemon flags, for
 // experiments); VIP_BENCH_IDLE_PACKAGE (a .deb, or a directory it was unpacked into, instead of
-// building one). The Go original is /usr/bin/vip-manager when `setup.sh --bench` installed it,
-// else Debian's package fetched with `apt-get download` and unpacked under build/baseline/.
+// building one). The Go original is found as bench/baseline.ts says (VIP_BASELINE_BIN,
+// /usr/bin/vip-manager when `setup.sh --bench` installed it, else Debian's package fetched with
+// `apt-get download` and unpacked under build/baseline/).
 import { execFileSync, spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import http from 'node:http';
 import net from 'node:net';
 import os from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
-import { fileURLToPath } from 'node:url';
 import type { Etcd3 } from 'etcd3';
 import { BIN } from '../test/harness/daemon.js';
 import { enterNetns, leaveNetns } from '../test/harness/enter-netns.js';
 import { startEtcd, type EtcdServer } from '../test/harness/etcd.js';
 import { createLan, requireNetnsPrivileges, type Netns } from '../test/harness/netns.js';
 import { builtPackage } from '../test/harness/packages.js';
-import { deltas, promSums } from './failover-report.js';
+import { goBaseline } from './baseline.js';
+import { deltas, promSums } from './stats.js';
 
-const REPO = fileURLToPath(new URL('../../', import.meta.url));
 const SW_IP = '203.0.113.1';
 const VIP = '203.0.113.100';
 const PREFIX = 24;
@@ -190,23 +190,6 @@ function checkPid(p: Proc, expect: string): void {
 // Builds of ours
 
 interface Build { id: 'package' | 'checkout'; label: string; cmd: string[]; node: string; nodeVersion: string; env?: Record<string, string>; startupOnly?: boolean }
-
-function goBaseline(): string {
-  if (existsSync('/usr/bin/vip-manager')) {
-    const v = spawnSync('/usr/bin/vip-manager', ['--version'], { encoding: 'utf8' });
-    if (/1\.0\.2/.test(v.stdout + v.stderr)) return '/usr/bin/vip-manager';
-  }
-  const dir = join(REPO, 'build', 'baseline');
-  const bin = join(dir, 'root', 'usr', 'bin', 'vip-manager');
-  if (existsSync(bin)) return bin;
-  log(`fetching Debian's vip-manager (apt-get download) into ${dir}`);
-  mkdirSync(dir, { recursive: true });
-  execFileSync('apt-get', ['download', 'vip-manager'], { cwd: dir, stdio: ['ignore', 'ignore', 'pipe'] });
-  const deb = readdirSync(dir).find((f) => /^vip-manager_1\.0\.2.*\.deb$/.test(f));
-  if (!deb) throw new Error(`apt-get download vip-manager did not fetch version 1.0.2 into ${dir} (found: ${readdirSync(dir).join(', ')}); run bash scripts/setup.sh --bench`);
-  execFileSync('dpkg-deb', ['-x', join(dir, deb), join(dir, 'root')]);
-  return bin;
-}
 
 async function ourBuilds(tmp: string): Promise<Build[]> {
   const builds: Build[] = [];
@@ -465,7 +448,7 @@ function mdTable(headers: string[], rows: string[][]): string {
 async function main(): Promise<number> {
   requireNetnsPrivileges();
   const tmp = mkdtempSync(join(os.tmpdir(), 'vip-bench-idle-'));
-  const go = ROWS.has('go') || STARTUP_RUNS > 0 ? goBaseline() : '';
+  const go = ROWS.has('go') || STARTUP_RUNS > 0 ? goBaseline({ fetch: true, log })! : '';
   const builds = await ourBuilds(tmp);
   const load0 = os.loadavg();
   const lan = createLan(2, [...NODES]);

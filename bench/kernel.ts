@@ -9,6 +9,7 @@ import { enterNetns, leaveNetns } from '../test/harness/enter-netns.js';
 import { addAddress, deleteAddress } from '../src/net/addresses.js';
 import { lookupInterface } from '../src/net/links.js';
 import { NetMonitor } from '../src/net/monitor.js';
+import { statsOf as stats, type Stats } from './stats.js';
 
 /** Iterations per cell: enough for a stable p99 of the in-process calls. */
 const NETLINK_RUNS = 500;
@@ -18,14 +19,6 @@ const EVENT_RUNS = 200;
 const WARMUP = 20;
 const VIP4 = '198.51.100.10';
 const VIP6 = '2001:db8:2::10';
-
-interface Stats { n: number; median: number; p90: number; p99: number; max: number }
-
-function stats(samples: number[]): Stats {
-  const s = [...samples].sort((x, y) => x - y);
-  const q = (p: number): number => s[Math.min(s.length - 1, Math.max(0, Math.ceil(p * s.length) - 1))]!;
-  return { n: s.length, median: q(0.5), p90: q(0.9), p99: q(0.99), max: s[s.length - 1]! };
-}
 
 function timeMs(f: () => void): number {
   const t = performance.now();

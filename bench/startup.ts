@@ -10,18 +10,11 @@ import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
 import { builtPackage } from '../test/harness/packages.js';
+import { statsOf as stats, type Stats } from './stats.js';
 
 const RUNS = 10;
 const WARMUP = 2;
 const REPO = fileURLToPath(new URL('../../', import.meta.url));
-
-interface Stats { median: number; p90: number; max: number }
-
-function stats(samples: number[]): Stats {
-  const s = [...samples].sort((x, y) => x - y);
-  const q = (p: number): number => s[Math.min(s.length - 1, Math.max(0, Math.ceil(p * s.length) - 1))]!;
-  return { median: q(0.5), p90: q(0.9), max: s[s.length - 1]! };
-}
 
 /** Wall ms and peak RSS (MiB, from GNU time's %M) of one run. */
 function once(cmd: string[]): { ms: number; rssMiB: number } {
