@@ -59,7 +59,7 @@ export async function buildEntry(v: VipEntry, ctx: EntryContext): Promise<Entry>
     metrics.enableHooks([...(cfg['on-acquire'] ? ['on-acquire' as const] : []), ...(cfg['on-release'] ? ['on-release' as const] : [])]);
   }
   const manager = await createVipManager(cfg, log.child({ component: 'vip' }), metrics);
-  const source = ctx.session.leaderSource({ triggerKey: cfg['trigger-key'], role: cfg.role, fallback: cfg.fallback, maxLag: cfg['max-lag'] });
+  const source = ctx.session.leaderSource({ triggerKey: cfg['trigger-key'], role: cfg.role, fallback: cfg.fallback, maxLag: cfg['max-lag'] }, log.child({ component: 'dcs' }));
   if (cfg['dcs-loss'] === 'patroni' && cfg['dcs-type'] === 'patroni') {
     log.warn('dcs-loss patroni with dcs-type patroni: the DCS is already the Patroni REST API, so when it is unreachable the VIP goes at once; dcs-loss patroni is meant for dcs-type etcd or consul');
   }
@@ -80,7 +80,7 @@ export async function buildEntry(v: VipEntry, ctx: EntryContext): Promise<Entry>
   };
   const reconciler = new Reconciler({
     source, manager, log: log.child({ component: 'reconcile' }),
-    policy: cfg['dcs-loss'], triggerValue: cfg['trigger-value'], retryNum: cfg['retry-num'], retryAfter: cfg['retry-after'],
+    policy: cfg['dcs-loss'], triggerValue: cfg['trigger-value'], ...(cfg.role === 'leader' ? {} : { role: cfg.role }), retryNum: cfg['retry-num'], retryAfter: cfg['retry-after'],
     // An answer counts until the next one is due at the latest: asked every interval, each
     // request at most its timeout long.
     ...(localPrimary && cfg['dcs-loss'] === 'patroni' ? { localPrimaryMaxAgeMs: cfg.interval + localPrimary.timeoutMs } : {}),

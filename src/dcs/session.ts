@@ -83,8 +83,11 @@ export class DcsSession {
     return this.backend.kind;
   }
 
-  /** The leader source of one entry. Each call makes a new facade; close() it when the entry goes. */
-  leaderSource(spec: LeaderSpec): LeaderSource {
+  /**
+   * The leader source of one entry. Each call makes a new facade; close() it when the entry goes.
+   * `log`: the entry's logger (its lines carry the entry's name); the session's by default.
+   */
+  leaderSource(spec: LeaderSpec, log: Logger = this.log): LeaderSource {
     if (spec.role === 'leader') {
       return this.facade(() => this.fanout(this.keys, spec.triggerKey, () => this.backend.keySource(spec.triggerKey)), this.backend.providesLeaseDeadline);
     }
@@ -92,7 +95,7 @@ export class DcsSession {
     // The configuration refuses this (config/load.ts); a second guard costs nothing.
     if (prefix === undefined) throw new Error(`role ${spec.role} needs a trigger-key ending in /leader (Patroni's <namespace>/<scope>/leader), not ${spec.triggerKey}`);
     const keySet: KeySetSource = this.facade(() => this.fanout(this.prefixes, prefix, () => this.backend.prefixSource(prefix)), false);
-    return this.roles(keySet, spec, this.log);
+    return this.roles(keySet, spec, log);
   }
 
   /** Closes every subject still watched, then the backend. */

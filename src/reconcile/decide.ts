@@ -30,6 +30,11 @@ export interface LocalPrimary {
 }
 
 export interface DecideInput {
+  /**
+   * For a role VIP (replica, sync-standby): the view's value is the member the role designates,
+   * not a key's value; only the words of the reasons differ.
+   */
+  readonly role?: 'replica' | 'sync-standby';
   /** The latest view of the leader key; null before the source has reported anything. */
   readonly view: LeaderView | null;
   readonly triggerValue: string;
@@ -81,14 +86,18 @@ interface Desire {
 
 function fromValue(v: LeaderValue, input: DecideInput): Desire {
   if (!namesThisNode(v, input.triggerValue)) {
-    return { desired: false, cause: v.value === null ? 'key-absent' : 'key-other', reason: v.value === null ? 'the trigger key does not exist' : `the trigger key names ${JSON.stringify(v.value)}`, recheckAt: null };
+    const reason = input.role === undefined
+      ? v.value === null ? 'the trigger key does not exist' : `the trigger key names ${JSON.stringify(v.value)}`
+      : v.value === null ? `role ${input.role} designates no member` : `role ${input.role} designates ${JSON.stringify(v.value)}`;
+    return { desired: false, cause: v.value === null ? 'key-absent' : 'key-other', reason, recheckAt: null };
   }
   // Even while connected, never trust a lease past its deadline: if the lease ran out without
   // the delete reaching us, another node may already hold the key.
   if (input.policy === 'hold-lease' && v.leaseDeadline !== null && input.now >= v.leaseDeadline) {
     return { desired: false, cause: 'lease-expired', reason: 'the leader lease has expired as last observed', recheckAt: null };
   }
-  return { desired: true, cause: 'key-ours', reason: 'the trigger key names this node', recheckAt: input.policy === 'hold-lease' ? v.leaseDeadline : null };
+  const reason = input.role === undefined ? 'the trigger key names this node' : `role ${input.role} designates this node`;
+  return { desired: true, cause: 'key-ours', reason, recheckAt: input.policy === 'hold-lease' ? v.leaseDeadline : null };
 }
 
 /**

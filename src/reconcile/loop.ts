@@ -31,6 +31,8 @@ export interface ReconcilerOptions {
   readonly manager: VipManager;
   readonly policy: DcsLossPolicy;
   readonly triggerValue: string;
+  /** A role VIP's role (decide.ts words its reasons by it). */
+  readonly role?: 'replica' | 'sync-standby';
   readonly retryNum: number;
   readonly retryAfter: number;
   /** dcs-loss patroni: how long a local /primary answer counts (see decide.ts). */
@@ -148,7 +150,7 @@ export class Reconciler {
     this.lastObserved = held;
     const view = this.view;
     const d = decide({
-      view, held, wasReady: this.wasReady, triggerValue: this.o.triggerValue, policy: this.o.policy,
+      view, held, wasReady: this.wasReady, triggerValue: this.o.triggerValue, role: this.o.role, policy: this.o.policy,
       sourceHasLeases: this.o.source.providesLeaseDeadline, retryNum: this.o.retryNum, retryAfter: this.o.retryAfter,
       startedAt: this.startedAt, now: this.now(),
       localPrimary: this.localPrimary, localPrimaryMaxAgeMs: this.o.localPrimaryMaxAgeMs,

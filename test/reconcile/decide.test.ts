@@ -42,6 +42,14 @@ describe('decide: the DCS answers', () => {
   test('the reason names what the key says', () => {
     assert.match(decide(input({ view: value('node2'), held: HELD })).reason, /names "node2"/);
   });
+  test('a role VIP: same decisions and causes, reasons in terms of the role', () => {
+    const other = decide(input({ view: value('node2'), held: HELD, role: 'replica' }));
+    assert.deepEqual([other.action, other.cause, other.reason], ['release', 'key-other', 'role replica designates "node2"']);
+    const none = decide(input({ view: value(null), held: HELD, role: 'sync-standby' }));
+    assert.deepEqual([none.action, none.cause, none.reason], ['release', 'key-absent', 'role sync-standby designates no member']);
+    const ours = decide(input({ view: value(ME), role: 'replica' }));
+    assert.deepEqual([ours.action, ours.cause, ours.reason], ['acquire', 'key-ours', 'role replica designates this node']);
+  });
 });
 
 describe('decide: the DCS is unreachable', () => {
