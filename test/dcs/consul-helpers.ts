@@ -3,14 +3,18 @@ import { Writable } from 'node:stream';
 import { createLogger, type Logger } from '../../src/log.js';
 import type { LeaderSource, LeaderView } from '../../src/reconcile/ports.js';
 
-export interface ViewLog {
-  readonly views: LeaderView[];
+/** Every view a source reported, and a wait for one that matches. */
+export interface Collected<V> {
+  readonly views: V[];
   /** Resolves with the first view (already seen from `from` on, or future) matching `pred`. */
-  waitFor(pred: (v: LeaderView) => boolean, timeoutMs: number, from?: number): Promise<LeaderView>;
+  waitFor(pred: (v: V) => boolean, timeoutMs: number, from?: number): Promise<V>;
 }
 
-export function collectViews(source: LeaderSource): ViewLog {
-  const views: LeaderView[] = [];
+export type ViewLog = Collected<LeaderView>;
+
+/** Starts `source` and collects its views (leader views, key sets); `show` words them in a timeout's message. */
+export function collect<V>(source: { start(onView: (v: V) => void): void }, show: (v: V) => string): Collected<V> {
+  const views: V[] = [];
   const waiters = new Set<() => void>();
   source.start((v) => {
     views.push(v);
@@ -30,13 +34,17 @@ export function collectViews(source: LeaderSource): ViewLog {
         };
         const timer = setTimeout(() => {
           waiters.delete(check);
-          reject(new Error(`no matching view within ${timeoutMs} ms; views: ${JSON.stringify(views.map(describe))}`));
+          reject(new Error(`no matching view within ${timeoutMs} ms; views: ${JSON.stringify(views.map(show))}`));
         }, timeoutMs);
         waiters.add(check);
         check();
       });
     },
   };
+}
+
+export function collectViews(source: LeaderSource): ViewLog {
+  return collect(source, describe);
 }
 
 export function describe(v: LeaderView): string {

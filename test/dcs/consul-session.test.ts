@@ -13,7 +13,7 @@ import { DcsSession, type LeaderSpec } from '../../src/dcs/session.js';
 import { silentLogger } from '../../src/log.js';
 import type { LeaderSource, LeaderUnreachable, LeaderValue, LeaderView } from '../../src/reconcile/ports.js';
 import { ConsulStandin, type ConsulStandinOptions, type RecordedRequest } from '../standins/consul.js';
-import { captureLog, collectViews, describe, isUnreachable, isValue, sleep, type ViewLog } from './consul-helpers.js';
+import { captureLog, collect, collectViews, describe, isUnreachable, isValue, sleep, type Collected, type ViewLog } from './consul-helpers.js';
 
 const standins: ConsulStandin[] = [];
 const closers: Array<() => Promise<void>> = [];
@@ -36,40 +36,9 @@ function backend(c: ConsulStandin, over: Partial<ConsulBackendOptions> = {}, log
 
 const leaderKey = (i: number) => `service/pg${i}/leader`;
 
-interface SetLog {
-  readonly views: KeySetView[];
-  waitFor(pred: (v: KeySetView) => boolean, timeoutMs: number, from?: number): Promise<KeySetView>;
-}
+type SetLog = Collected<KeySetView>;
 
-function collectSets(source: KeySetSource): SetLog {
-  const views: KeySetView[] = [];
-  const waiters = new Set<() => void>();
-  source.start((v) => {
-    views.push(v);
-    for (const w of [...waiters]) w();
-  });
-  return {
-    views,
-    waitFor(pred, timeoutMs, from = 0) {
-      return new Promise((resolve, reject) => {
-        const check = () => {
-          const found = views.slice(from).find(pred);
-          if (found) {
-            waiters.delete(check);
-            clearTimeout(timer);
-            resolve(found);
-          }
-        };
-        const timer = setTimeout(() => {
-          waiters.delete(check);
-          reject(new Error(`no matching key set within ${timeoutMs} ms; views: ${JSON.stringify(views.map(describeSet))}`));
-        }, timeoutMs);
-        waiters.add(check);
-        check();
-      });
-    },
-  };
-}
+const collectSets = (source: KeySetSource): SetLog => collect(source, describeSet);
 
 function describeSet(v: KeySetView): string {
   return v.kind === 'value' ? `set@${v.revision}:${[...v.kvs].map(([k, e]) => `${k}=${Buffer.from(e.bytes).toString()}`).join(',')}` : `unreachable#${v.failures}:${v.error.message}`;
