@@ -1,4 +1,5 @@
 // Shared by the Consul and Patroni source tests: collect views, wait for one, capture logs.
+import http from 'node:http';
 import { Writable } from 'node:stream';
 import { createLogger, type Logger } from '../../src/log.js';
 import type { LeaderSource, LeaderView } from '../../src/reconcile/ports.js';
@@ -72,3 +73,17 @@ export function captureLog(): CapturedLog {
 }
 
 export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+export interface Got { status: number; headers: http.IncomingHttpHeaders; body: string; ms: number }
+
+/** One plain HTTP GET, timed from sending to the end of the answer. */
+export function httpGet(url: string, headers: Record<string, string> = {}): Promise<Got> {
+  const t0 = performance.now();
+  return new Promise((resolve, reject) => {
+    http.get(url, { headers, agent: false }, (res) => {
+      const chunks: Buffer[] = [];
+      res.on('data', (c: Buffer) => chunks.push(c));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks).toString('utf8'), ms: performance.now() - t0 }));
+    }).on('error', reject);
+  });
+}

@@ -3,7 +3,6 @@
 // ?recurse as well). Counts TCP connections at the stand-in, flips keys independently and in
 // bursts, and checks the demultiplexing, the restart on a new prefix, the leader check and ACLs.
 import assert from 'node:assert/strict';
-import http from 'node:http';
 import { after, describe as suite, test } from 'node:test';
 import { ConsulBackend, commonPrefix, createConsulBackend, type ConsulBackendOptions } from '../../src/dcs/consul/backend.js';
 import { ConsulAclError, ConsulAclFilteredError, ConsulLeaderCheckError } from '../../src/dcs/consul/errors.js';
@@ -13,7 +12,7 @@ import { DcsSession, type LeaderSpec } from '../../src/dcs/session.js';
 import { silentLogger } from '../../src/log.js';
 import type { LeaderSource, LeaderUnreachable, LeaderValue, LeaderView } from '../../src/reconcile/ports.js';
 import { ConsulStandin, type ConsulStandinOptions, type RecordedRequest } from '../standins/consul.js';
-import { captureLog, collect, collectViews, describe, isUnreachable, isValue, sleep, type Collected, type ViewLog } from './consul-helpers.js';
+import { captureLog, collect, collectViews, describe, isUnreachable, isValue, sleep, type Collected, type ViewLog, httpGet } from './consul-helpers.js';
 
 const standins: ConsulStandin[] = [];
 const closers: Array<() => Promise<void>> = [];
@@ -65,18 +64,6 @@ const blockingPending = (c: ConsulStandin, pred: (r: RecordedRequest) => boolean
 const parkedAt = (c: ConsulStandin, index: number) => until(`a blocking query parked at ${index}`,
   () => blockingPending(c, (r) => Number(r.index) >= index), 5000);
 
-interface Got { status: number; headers: http.IncomingHttpHeaders; body: string; ms: number }
-
-function httpGet(url: string, headers: Record<string, string> = {}): Promise<Got> {
-  const t0 = performance.now();
-  return new Promise((resolve, reject) => {
-    http.get(url, { headers, agent: false }, (res) => {
-      const chunks: Buffer[] = [];
-      res.on('data', (c: Buffer) => chunks.push(c));
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks).toString('utf8'), ms: performance.now() - t0 }));
-    }).on('error', reject);
-  });
-}
 
 const lastValue = (v: ViewLog): string | null | undefined => {
   const last = v.views.at(-1);

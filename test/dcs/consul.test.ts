@@ -3,7 +3,6 @@
 import { consulSourceOptions } from '../../src/daemon/factories.js';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
-import http from 'node:http';
 import { after, describe as suite, test } from 'node:test';
 import type { Config } from '../../src/config/schema.js';
 import { CHURN_BURST, CHURN_REFILL_MS } from '../../src/dcs/consul/blocking-index.js';
@@ -13,7 +12,7 @@ import { silentLogger } from '../../src/log.js';
 import type { LeaderUnreachable, LeaderValue } from '../../src/reconcile/ports.js';
 import { createPki } from '../harness/tls.js';
 import { ConsulStandin, type ConsulStandinOptions } from '../standins/consul.js';
-import { captureLog, collectViews, isUnreachable, isValue, sleep } from './consul-helpers.js';
+import { captureLog, collectViews, isUnreachable, isValue, sleep, httpGet } from './consul-helpers.js';
 
 const KEY = 'service/pgcluster/leader';
 
@@ -48,19 +47,6 @@ const kvReads = (c: ConsulStandin) => c.requests.filter((r) => r.method === 'GET
 const blockingReads = (c: ConsulStandin) => kvReads(c).filter((r) => r.index !== '');
 const plainReads = (c: ConsulStandin) => kvReads(c).filter((r) => r.index === '');
 
-interface Got { status: number; headers: http.IncomingHttpHeaders; body: string; ms: number }
-
-/** One plain HTTP GET, timed from sending to the end of the answer. */
-function httpGet(url: string, headers: Record<string, string> = {}): Promise<Got> {
-  const t0 = performance.now();
-  return new Promise((resolve, reject) => {
-    http.get(url, { headers, agent: false }, (res) => {
-      const chunks: Buffer[] = [];
-      res.on('data', (c: Buffer) => chunks.push(c));
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks).toString('utf8'), ms: performance.now() - t0 }));
-    }).on('error', reject);
-  });
-}
 
 /** Resolves once `pred` holds (polled; the stand-in's request log has no events). */
 async function until(what: string, pred: () => boolean, timeoutMs: number): Promise<number> {
