@@ -16,6 +16,7 @@ import { ConfigError } from '../config/errors.js';
 import type { LoadedConfig, VipEntry } from '../config/load.js';
 import { PROCESS_KEYS as PROCESS_KEY_DEFS, VIP_KEYS as VIP_KEY_DEFS, type Config } from '../config/schema.js';
 import type { Logger } from '../log.js';
+import { registerConfigSecrets } from '../ops/redact.js';
 import { buildEntry, startEntry, type Entry, type EntryContext } from './entry.js';
 
 /** On a reload, hooks of a retired entry still queued or running get this long before they are killed. */
@@ -53,6 +54,8 @@ export async function reloadConfiguration(o: ReloadInput): Promise<ReloadResult>
     log.error({ problems: e instanceof ConfigError ? e.problems : undefined }, `reload refused: ${why}; the running configuration stays`);
     return unchanged;
   }
+  // Before anything is logged or built from it: a secret new in this file is masked like those read at start.
+  for (const v of next.vips) registerConfigSecrets(v.config);
   for (const w of next.warnings) log.warn(`config: ${w}`);
   const fixed = changedKeys(o.current.config, next.config, PROCESS_KEYS);
   if (fixed.length > 0) {

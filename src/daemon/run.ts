@@ -40,7 +40,7 @@ const HEARTBEAT_STALE_MS = 5000;
  */
 const PASS_STUCK_MS = 120_000;
 /** Errors that building the source or the manager throws for a bad setting or file. */
-export const CONFIG_ERRORS = new Set(['HetznerConfigError', 'EtcdConfigFileError', 'DcsTlsConfigError', 'InvalidVipError', 'HookCapabilityError']);
+const CONFIG_ERRORS = new Set(['HetznerConfigError', 'EtcdConfigFileError', 'DcsTlsConfigError', 'InvalidVipError', 'HookCapabilityError']);
 /** SIGTERM to exit with the basic manager: the release itself takes well under a millisecond. */
 const SHUTDOWN_DEADLINE_MS = 900;
 /**
