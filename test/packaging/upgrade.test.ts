@@ -148,7 +148,9 @@ describe('upgrading Debian\'s vip-manager 1.0.2 with Patroni\'s 15-main instance
 
   it('both installed units pass systemd-analyze verify', () => {
     // A throw-away root with the installed units, the stock targets they depend on, and an
-    // executable at every ExecStart= path (verify checks that it exists), as in ops/units.test.ts.
+    // executable at every Exec*= path (verify checks that it exists), as in ops/units.test.ts;
+    // each of those commands must exist in the upgraded root itself (ExecReload='s /bin/kill
+    // comes with procps, a dependency of the package).
     const hostUnits = '/usr/lib/systemd/system';
     const vroot = mkdtempSync(join(tmpdir(), 'vip-installed-units-'));
     try {
@@ -161,8 +163,10 @@ describe('upgrading Debian\'s vip-manager 1.0.2 with Patroni\'s 15-main instance
       for (const name of ['vip-manager.service', 'vip-manager@.service']) {
         const text = root!.readFile(`${UNIT_DIR}/${name}`);
         writeFileSync(join(vroot, 'etc/systemd/system', name), text);
-        for (const exec of parseUnitFile(text.toString('utf8')).get('Service')?.get('ExecStart') ?? []) {
+        const service = parseUnitFile(text.toString('utf8')).get('Service') ?? new Map<string, string[]>();
+        for (const exec of [...service].filter(([key]) => key.startsWith('Exec')).flatMap(([, values]) => values)) {
           const bin = splitWords(exec)[0]!.replace(/^[-+!:@]*/, '');
+          assert.ok(root!.exists(bin), `${name}: ${bin} (${exec}) does not exist in the upgraded root`);
           mkdirSync(join(vroot, dirname(bin)), { recursive: true });
           writeFileSync(join(vroot, bin), '#!/bin/sh\n');
           chmodSync(join(vroot, bin), 0o755);
