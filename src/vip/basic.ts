@@ -15,6 +15,9 @@ import { retryTransient, type RetryPolicy } from '../net/retry.js';
 import type { NeighbourAnswer } from '../diagnose/neighbour-probe.js';
 import { ConflictWatch, type AddressConflict } from './conflict-watch.js';
 
+/** Announcement rounds that answer another host's claim of the VIP are at least this far apart. */
+const CONFLICT_REANNOUNCE_MS = 1000;
+
 export interface BasicManagerOptions {
   ip: string;
   prefixLen: number;
@@ -54,6 +57,9 @@ export class BasicManager implements VipManager {
   /** Timers of the running announcement series and refresh; replaced by each new series. */
   private timers: NodeJS.Timeout[] = [];
   private seriesId = 0;
+  /** The announcement round answering the latest address-conflict claim, while one is pending. */
+  private conflictTimer: NodeJS.Timeout | null = null;
+  private lastConflictRound = -Infinity;
   /** The address-conflict watch; open exactly while we hold the VIP. */
   private watch: { key: string; w: ConflictWatch } | null = null;
 
@@ -182,11 +188,30 @@ export class BasicManager implements VipManager {
     if (this.watch?.key === key) return;
     this.stopWatch();
     try {
-      this.watch = { key, w: new ConflictWatch({ ifindex: info.index, ifname: this.ifname, mac: info.mac, ip: this.ip }, { log: this.log, onConflict: this.opts.onConflict }) };
+      this.watch = { key, w: new ConflictWatch({ ifindex: info.index, ifname: this.ifname, mac: info.mac, ip: this.ip }, { log: this.log, onConflict: (c) => this.conflictClaimed(info, c) }) };
     } catch (e) {
       // The VIP is in place and announced; only the alarm is missing, so say so and go on.
       this.log.warn({ ...this.fields, err: e }, 'cannot watch for address conflicts');
     }
+  }
+
+  /**
+   * Another host claimed the VIP we hold: the LAN's neighbour caches may now point at it, and
+   * would stay so after it gives the address up (a holder cut off from the DCS under dcs-loss
+   * keep, until it hears etcd again). One announcement round takes them back, since the DCS says
+   * the VIP is ours; at most one per CONFLICT_REANNOUNCE_MS however fast claims come, so two
+   * claimants never make an ARP storm, and the last claim of a burst is always answered.
+   */
+  private conflictClaimed(info: InterfaceInfo & { mac: string }, c: NeighbourAnswer): void {
+    this.opts.onConflict?.(c);
+    if (this.conflictTimer !== null) return;
+    const id = this.seriesId;
+    const wait = Math.max(0, this.lastConflictRound + CONFLICT_REANNOUNCE_MS - performance.now());
+    this.conflictTimer = unref(setTimeout(() => {
+      this.conflictTimer = null;
+      this.lastConflictRound = performance.now();
+      this.round(id, info);
+    }, wait));
   }
 
   private stopWatch(): void {
@@ -196,6 +221,8 @@ export class BasicManager implements VipManager {
 
   private cancelAnnouncements(): void {
     this.seriesId++;
+    if (this.conflictTimer !== null) clearTimeout(this.conflictTimer);
+    this.conflictTimer = null;
     for (const t of this.timers) clearTimeout(t);
     this.timers = [];
   }

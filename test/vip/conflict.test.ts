@@ -126,6 +126,16 @@ describe('address-conflict alarm', { concurrency: false }, () => {
     assert.equal(status.json.vip.held, true);
     assert.equal(hasVip(bed.nodes[0].ns, `${VIP4}/24`), true, 'a conflict does not move the VIP');
     assert.equal(metric((await get(host, '/metrics')).body, 'vip_manager_address_conflict'), 1);
+    // The claim may have turned the LAN's caches to the other host: the holder announces again
+    // (one round; the acquire's own rounds were over before the watch armed).
+    const announcedBefore = metric((await get(host, '/metrics')).body, 'vip_manager_announcements_total');
+    sendForeignGarp(VIP4, FOREIGN_MAC);
+    let announced = announcedBefore;
+    for (const until = Date.now() + 3000; announced === announcedBefore && Date.now() < until;) {
+      await new Promise((r) => setTimeout(r, 50));
+      announced = metric((await get(host, '/metrics')).body, 'vip_manager_announcements_total');
+    }
+    assert.equal(announced - announcedBefore, 2, 'one round (an ARP request and a reply) answers the claim');
   });
 
   test('the holder releasing right after a foreign claim (the new holder announcing) counts nothing', async () => {
