@@ -39,3 +39,17 @@ export function normalisedIp(ip: string): string {
     return ip;
   }
 }
+
+/**
+ * The `vips:` list of the README's example (issue 14), as YAML lines: what the man page and the
+ * sample configuration show, so the three never drift apart.
+ */
+export const VIPS_EXAMPLE_LIST: readonly string[] = [
+  'vips:',
+  '  - name: primary',
+  '    ip: 198.51.100.100',
+  '    trigger-key: /service/pg/leader',
+  '  - name: billing',
+  '    ip: 198.51.100.101',
+  '    trigger-key: /service/billing/leader',
+];

@@ -5,6 +5,7 @@
 import { buildCommand } from '../config/flags.js';
 import { EXIT_CONFIG } from '../config/errors.js';
 import { CLI_ONLY, KEYS, envName, type KeyDef } from '../config/schema.js';
+import { VIPS_EXAMPLE_LIST } from '../config/vips.js';
 import { buildInfo } from '../version.js';
 
 export interface ManPageOptions {
@@ -50,15 +51,8 @@ const VIPS_EXAMPLE = [
   'interface: eth0',
   'netmask: 24',
   'trigger-value: pg1',
-  'vips:',
-  '  - name: primary',
-  '    ip: 198.51.100.100',
-  '    trigger-key: /service/pg/leader',
-  '  - name: billing',
-  '    ip: 198.51.100.101',
-  '    trigger-key: /service/billing/leader',
+  ...VIPS_EXAMPLE_LIST,
 ];
-
 function keyEntry(k: KeyDef): string[] {
   // defaultText is written for the README's default column: "(required; …)", "(none)", "5".
   const inner = /^\((.*)\)$/.exec(k.defaultText)?.[1];

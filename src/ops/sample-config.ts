@@ -4,6 +4,7 @@
 // Regenerate with `node scripts/package.mjs sample-config` after `npm run build`.
 import { stringify } from 'yaml';
 import { KEYS, envName, type KeyDef } from '../config/schema.js';
+import { VIPS_EXAMPLE_LIST } from '../config/vips.js';
 
 /**
  * Keys set (uncommented) in the sample: the required ones, with documentation-range values
@@ -30,13 +31,7 @@ const HEADER = [
   'only by root and the vip-manager group (mode 0640).',
   'Several VIPs: list them under vips:, each entry with the keys marked "Per VIP" below; the',
   'top-level values are the defaults of every entry, and each entry needs its own ip:',
-  '  vips:',
-  '    - name: primary',
-  '      ip: 198.51.100.100',
-  '      trigger-key: /service/pg/leader',
-  '    - name: billing',
-  '      ip: 198.51.100.101',
-  '      trigger-key: /service/billing/leader',
+  ...VIPS_EXAMPLE_LIST.map((line) => `  ${line}`),
   'Generated from the configuration schema of vip-manager.',
 ];
 
