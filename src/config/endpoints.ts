@@ -3,7 +3,7 @@
 // dials it with TLS: such an endpoint is https:// here too, and --check-config shows it so.
 // The original's Consul and Patroni clients need a URL (Consul's refuses `host:port`, Patroni's
 // prepends nothing and every poll fails), so there an endpoint without a scheme is refused.
-import { z } from 'zod';
+import * as v from 'valibot';
 import { quote } from './show.js';
 
 /** `host:port` or `[v6]:port`, nothing else: what etcd's Go client dials as a bare address. */
@@ -30,17 +30,14 @@ function hasUserinfo(s: string): boolean {
 export const isHostPort = (s: string): boolean => !s.includes('://') && HOST_PORT.test(s) && Number(HOST_PORT.exec(s)![2]) <= 65535;
 
 /** The per-element check; which form is allowed for which dcs-type is decided by resolveDcsEndpoints. */
-export const dcsEndpoint = z
-  .string()
-  .refine((s) => isHttpUrl(s) || isHostPort(s), {
-    error: 'expected an http:// or https:// URL (etcd also takes host:port)',
-    abort: true,
-  })
+export const dcsEndpoint = v.pipe(
+  v.string(),
+  v.check((s) => isHttpUrl(s) || isHostPort(s), 'expected an http:// or https:// URL (etcd also takes host:port)'),
   // A user or password in the URL never reaches the DCS (it would be taken for part of the host
   // name) and would be printed wherever the endpoint is: the credentials have keys of their own.
-  .refine((s) => !hasUserinfo(s), {
-    error: 'expected no user or password in the URL: put the user in etcd-user and the password in etcd-password or VIP_ETCD_PASSWORD (consul: consul-token)',
-  });
+  // Where both fail ("ftp://u:p@h"), the loader reports the first issue only: the one above.
+  v.check((s) => !hasUserinfo(s), 'expected no user or password in the URL: put the user in etcd-user and the password in etcd-password or VIP_ETCD_PASSWORD (consul: consul-token)'),
+);
 
 /**
  * The endpoints with the scheme the original would use, or the one-line problem naming the key.

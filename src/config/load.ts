@@ -9,6 +9,7 @@
 // one that only top-level values make is reported once, as without `vips:`.
 import { accessSync, constants, statSync } from 'node:fs';
 import { isIP } from 'node:net';
+import * as v from 'valibot';
 import { hookFileProblem } from '../hooks/command.js';
 import { coerce, showValue } from './coerce.js';
 import { quote } from './show.js';
@@ -173,19 +174,24 @@ function checkKeys(scope: Scope, keys: readonly KeyDef[], ctx: DefaultContext, o
     const required = typeof k.required === 'function' ? k.required(ctx) : k.required === true;
     if (!values.has(k.name)) {
       if (opts.requireKeys && required && !sources.has(k.name) && !opts.fileUnreadable && !opts.notMissing?.has(k.name)) {
-        const expected = k.check?.safeParse(undefined).error?.issues[0]?.message;
+        // What the key's check says of no value, if that is one of its own messages (a failed
+        // validation); a failed type ("expected string, received undefined") says nothing here.
+        const issue = k.check === undefined ? undefined : v.safeParse(k.check, undefined).issues?.[0];
+        const expected = issue?.kind === 'validation' ? issue.message : undefined;
         // No keys: "missing" is the entry's own problem even where the top level could set the key.
-        scope.report([], `${k.name}: missing; ${opts.whereToSet(k)}${k.name === 'interface' ? ` (required for manager-type ${String(values.get('manager-type'))})` : ''}${expected && !/received undefined|Invalid input/i.test(expected) ? ` (${expected})` : ''}`);
+        scope.report([], `${k.name}: missing; ${opts.whereToSet(k)}${k.name === 'interface' ? ` (required for manager-type ${String(values.get('manager-type'))})` : ''}${expected ? ` (${expected})` : ''}`);
       }
       continue;
     }
     if (opts.checked?.(k.name)) continue;
-    const v = values.get(k.name);
-    const result = k.check?.safeParse(v);
+    const value = values.get(k.name);
+    const result = k.check === undefined ? undefined : v.safeParse(k.check, value);
     if (result && !result.success) {
-      const issue = result.error.issues[0]!;
-      const element = issue.path.length > 0 && Array.isArray(v) ? ` (element ${showValue(k, v[issue.path[0] as number])})` : '';
-      scope.report([k.name], `${k.name}: ${showValue(k, v)}${element} from ${sources.get(k.name)!.where} is not valid; ${issue.message}`);
+      const issue = result.issues[0];
+      // An issue inside a list (one of dcs-endpoints) names the element it is about.
+      const index = issue.path?.[0]?.key;
+      const element = typeof index === 'number' && Array.isArray(value) ? ` (element ${showValue(k, value[index])})` : '';
+      scope.report([k.name], `${k.name}: ${showValue(k, value)}${element} from ${sources.get(k.name)!.where} is not valid; ${issue.message}`);
       values.delete(k.name);
     }
   }

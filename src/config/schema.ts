@@ -3,7 +3,9 @@
 // configuration table are all generated from this table (test/config/readme.test.ts fails
 // when the README and this table disagree). New keys are added here and nowhere else.
 import { isIP } from 'node:net';
-import { z } from 'zod';
+// valibot, not zod: its functions are separate exports, so a bundle carries only the few
+// used here (a few KB) where zod 4 brings all of itself (about 750 KB, ~110 ms of start-up).
+import * as v from 'valibot';
 import { commandProblem } from '../hooks/command.js';
 import { dcsEndpoint } from './endpoints.js';
 import { vipAddressProblem } from './vip-address.js';
@@ -39,8 +41,11 @@ export interface KeyDef {
   /** Where it goes in the README: keys of the Go original first, then ours. */
   readonly origin: 'upstream' | 'new';
   readonly help: string;
-  /** Extra validation of the typed value; the message says what is expected. */
-  readonly check?: z.ZodType;
+  /**
+   * Extra validation of the typed value; the message says what is expected. Only a failed
+   * validation's message is meant for the user: the type itself is already ensured by coerce.ts.
+   */
+  readonly check?: v.GenericSchema;
   /** v1.x names still found in the field (YAML keys; `VIP_` + upper-cased for env). */
   readonly legacy?: readonly string[];
   /** Example shown in the README table. */
@@ -52,8 +57,10 @@ export function envName(key: string): string {
   return 'VIP_' + key.toUpperCase().replace(/[-.]/g, '_');
 }
 
-const positiveInt = (unit: string) =>
-  z.number().int().positive({ error: `expected a positive whole number of ${unit}` });
+const positiveInt = (unit: string) => {
+  const message = `expected a positive whole number of ${unit}`;
+  return v.pipe(v.number(), v.safeInteger(message), v.minValue(1, message));
+};
 
 /**
  * Bounds of every duration and count. Node clamps a timer above 2^31-1 ms to 1 ms, so an
@@ -88,9 +95,10 @@ function rangeText(key: keyof typeof BOUNDS, unit: 'milliseconds' | 'rounds' | '
 const bounded = (key: keyof typeof BOUNDS, unit: 'milliseconds' | 'rounds' | 'attempts') => {
   const { min, max } = BOUNDS[key];
   const zeroIsOff = key === 'announce-refresh';
-  return z.number().refine((v) => Number.isInteger(v) && ((zeroIsOff && v === 0) || (v >= min && v <= max)), {
-    error: `expected a whole number of ${unit}, ${rangeText(key, unit)}`,
-  });
+  return v.pipe(
+    v.number(),
+    v.check((n) => Number.isInteger(n) && ((zeroIsOff && n === 0) || (n >= min && n <= max)), `expected a whole number of ${unit}, ${rangeText(key, unit)}`),
+  );
 };
 
 /** The kernel's dev_valid_name(): what `ip link` can name an interface. */
@@ -124,27 +132,32 @@ function memberNameProblem(s: string): string | undefined {
   return bytes > MAX_TRIGGER_VALUE_BYTES ? `expected at most ${MAX_TRIGGER_VALUE_BYTES} bytes (a member or host name)` : undefined;
 }
 
-/** A zod check from a function that returns why a value is refused. */
-const refusing = <T>(schema: z.ZodType<T>, why: (v: T) => string | undefined) =>
-  schema.superRefine((v, ctx) => {
-    const problem = why(v);
-    if (problem !== undefined) ctx.addIssue({ code: 'custom', message: problem });
+/**
+ * A check from a function that returns why a value is refused: the reason is the message, so
+ * it is computed once (v.check would need it twice, for the verdict and for the message).
+ */
+const refusing = <T>(why: (value: T) => string | undefined) =>
+  v.rawCheck<T>(({ dataset, addIssue }) => {
+    // A raw check runs even after the type failed; there is nothing to judge then.
+    if (!dataset.typed) return;
+    const problem = why(dataset.value);
+    if (problem !== undefined) addIssue({ message: problem });
   });
 
 /** Said in --help and the README for every secret: flags are visible to every local user. */
 const secretHelp = (key: string, alternatives: string) =>
   `A flag --${key} shows in \`ps\` to every local user: use ${alternatives} instead.`;
 
-const httpUrl = z.string().refine(
-  (s) => {
+const httpUrl = v.pipe(
+  v.string(),
+  v.check((s) => {
     try {
       const u = new URL(s);
       return (u.protocol === 'http:' || u.protocol === 'https:') && u.hostname !== '';
     } catch {
       return false;
     }
-  },
-  { error: 'expected an http:// or https:// URL' },
+  }, 'expected an http:// or https:// URL'),
 );
 
 /** The hosts an API URL may name over plain http: loopback only (127.0.0.0/8, ::1, localhost). */
@@ -160,23 +173,24 @@ export function isLoopbackHost(hostname: string): boolean {
  * such URLs, and the credentials have their own keys (and would be shown with the URL).
  */
 const credentialUrl = (carries: string) =>
-  httpUrl.superRefine((s, ctx) => {
-    let u: URL;
-    try {
-      u = new URL(s);
-    } catch {
-      return; // httpUrl said so already
-    }
-    if (u.protocol !== 'http:' && u.protocol !== 'https:') return; // likewise
-    if (u.username !== '' || u.password !== '') {
-      ctx.addIssue({ code: 'custom', message: `expected no user or password in the URL: ${carries} come from their own keys` });
-    } else if (u.protocol !== 'https:' && !isLoopbackHost(u.hostname)) {
-      ctx.addIssue({ code: 'custom', message: `expected an https:// URL: ${carries} go with every request and must not cross the network in clear (http:// only to a loopback host: 127.0.0.0/8, ::1, localhost)` });
-    }
-  });
+  v.pipe(
+    httpUrl,
+    refusing<string>((s) => {
+      let u: URL;
+      try {
+        u = new URL(s);
+      } catch {
+        return undefined; // httpUrl said so already
+      }
+      if (u.protocol !== 'http:' && u.protocol !== 'https:') return undefined; // likewise
+      if (u.username !== '' || u.password !== '') return `expected no user or password in the URL: ${carries} come from their own keys`;
+      if (u.protocol !== 'https:' && !isLoopbackHost(u.hostname)) return `expected an https:// URL: ${carries} go with every request and must not cross the network in clear (http:// only to a loopback host: 127.0.0.0/8, ::1, localhost)`;
+      return undefined;
+    }),
+  );
 
 /** A hook's argument vector; the file itself is checked when the configuration is loaded. */
-const hookCommand = refusing(z.array(z.string()), commandProblem);
+const hookCommand = v.pipe(v.array(v.string()), refusing<string[]>(commandProblem));
 
 /** Said in the help of both hooks. */
 const HOOK_HELP = 'an absolute path and arguments, as a YAML list or as one string split at spaces like systemd\'s ExecStart= ("..." or \'...\' around a word with spaces, \\ before a character taken as is). No shell: no $VARIABLES, pipes or redirections (refused). It runs after the change is applied and never delays it: hooks run one at a time, in order, each with at most hook-timeout; stdout and stderr go to the log line by line; exit status and duration are logged and counted. Its environment holds only PATH, LANG, VIP_EVENT, VIP_NAME (the entry\'s name), VIP_IP, VIP_CAUSE and VIP_VALUE (the DCS value, shown bounded as in /status); no secrets, no capabilities. The file must be an executable regular file owned by root or the daemon\'s user, writable by nobody else, in directories writable by nobody else (sticky ones excepted), or the daemon does not start (exit 78).';
@@ -202,8 +216,8 @@ function vipNameProblem(s: string): string | undefined {
  */
 const MAX_LAG_RANGE = `1-${Number.MAX_SAFE_INTEGER} (2^53-1)`;
 
-const ipAddress = z.string().refine((s) => isIP(s) !== 0, { error: 'expected an IPv4 or IPv6 address' });
-const vipAddress = refusing(ipAddress, vipAddressProblem);
+const ipAddress = v.pipe(v.string(), v.check((s) => isIP(s) !== 0, 'expected an IPv4 or IPv6 address'));
+const vipAddress = v.pipe(ipAddress, refusing(vipAddressProblem));
 
 const DCS_ENDPOINT_DEFAULTS: Record<string, string> = {
   etcd: 'http://127.0.0.1:2379',
@@ -232,7 +246,7 @@ const TABLE = [
     // hetzner-cloud also configures the floating IP on the interface; Robot only routes it.
     required: (ctx) => ctx.get('manager-type') === 'basic' || ctx.get('manager-type') === 'hetzner-cloud',
     help: 'Network interface the VIP is added to and removed from (basic, hetzner-cloud). Waited for if it does not exist yet or is down. A Linux interface name: 1-15 bytes, not "." or "..", no "/", ":" or whitespace.',
-    check: refusing(z.string(), interfaceNameProblem),
+    check: v.pipe(v.string(), refusing(interfaceNameProblem)),
   },
   {
     name: 'trigger-key', scope: 'vip', kind: 'string', origin: 'upstream', defaultText: '(required; /leader for dcs-type patroni)', example: '/service/pgcluster/leader',
@@ -240,14 +254,14 @@ const TABLE = [
     default: (ctx) => (isPatroni(ctx) ? '/leader' : undefined),
     required: true,
     help: "Key in the DCS to watch: Patroni's <namespace>/<scope>/leader (for dcs-type patroni, the REST API path).",
-    check: z.string().min(1, { error: 'expected a non-empty key' }),
+    check: v.pipe(v.string(), v.minLength(1, 'expected a non-empty key')),
   },
   {
     name: 'trigger-value', scope: 'vip', kind: 'string', origin: 'upstream', defaultText: "the machine's hostname (200 for dcs-type patroni)", example: 'pgcluster_member_1',
     legacy: ['nodename', 'host'],
     default: (ctx) => (isPatroni(ctx) ? '200' : ctx.hostname),
     help: "The VIP is held here while the trigger key's value equals this (Patroni's member name; for dcs-type patroni, the HTTP status code). Compared as text: a plain YAML number keeps its spelling (0123 stays 0123); invalid UTF-8 is refused.",
-    check: refusing(z.string().min(1, { error: 'expected a non-empty value' }), (v) => textProblem(v) ?? memberNameProblem(v)),
+    check: v.pipe(v.string(), v.minLength(1, 'expected a non-empty value'), refusing((s: string) => textProblem(s) ?? memberNameProblem(s))),
   },
   {
     name: 'manager-type', scope: 'vip', kind: 'enum', origin: 'upstream', values: ['basic', 'hetzner', 'hetzner-cloud'], default: 'basic', defaultText: 'basic', example: 'basic',
@@ -265,7 +279,7 @@ const TABLE = [
     default: (ctx) => [DCS_ENDPOINT_DEFAULTS[String(ctx.get('dcs-type'))] ?? DCS_ENDPOINT_DEFAULTS.etcd],
     defaultText: 'http://127.0.0.1:2379 (etcd), http://127.0.0.1:8500 (consul), http://127.0.0.1:8008 (patroni)',
     help: 'DCS URLs, a YAML list or a comma-separated string; every one is used. etcd also takes host:port, dialled with TLS as by the original.',
-    check: z.array(dcsEndpoint).min(1, { error: 'expected at least one endpoint' }),
+    check: v.pipe(v.array(dcsEndpoint), v.minLength(1, 'expected at least one endpoint')),
   },
   {
     name: 'etcd-user', scope: 'process', kind: 'string', origin: 'upstream', defaultText: '(none)', example: 'patroni',
@@ -322,7 +336,7 @@ const TABLE = [
     // Only a valid address: an invalid ip is reported once, under ip, not again as a name.
     default: (ctx) => { const ip = ctx.get('ip'); return typeof ip === 'string' && isIP(ip) !== 0 && !ip.includes('%') ? ip : undefined; },
     help: `The VIP's name: the vip label of its metrics, its /status entry and log lines, and VIP_NAME for its hooks; each entry of vips: needs its own. ${VIP_NAME_RULE}.`,
-    check: refusing(z.string(), vipNameProblem),
+    check: v.pipe(v.string(), refusing(vipNameProblem)),
   },
   {
     name: 'role', scope: 'vip', kind: 'enum', origin: 'new', values: ['leader', 'replica', 'sync-standby'], aliases: { sync_standby: 'sync-standby' }, default: 'leader', defaultText: 'leader', example: 'replica',
@@ -335,7 +349,7 @@ const TABLE = [
   {
     name: 'max-lag', scope: 'vip', kind: 'integer', origin: 'new', defaultText: '(no limit)', example: '16777216',
     help: `Bytes of WAL a replica may be behind the leader and still hold a role replica VIP (its position in members/ against the leader's in status or optime/leader); e.g. 16777216 for 16 MiB. Only with role replica. Range: ${MAX_LAG_RANGE}.`,
-    check: z.number().refine((v) => Number.isSafeInteger(v) && v >= 1, { error: `expected a whole number of bytes, ${MAX_LAG_RANGE}` }),
+    check: v.pipe(v.number(), v.check((n) => Number.isSafeInteger(n) && n >= 1, `expected a whole number of bytes, ${MAX_LAG_RANGE}`)),
   },
   {
     name: 'dcs-loss', scope: 'vip', kind: 'enum', origin: 'new', values: ['hold-lease', 'release', 'keep', 'patroni'], default: 'hold-lease', defaultText: 'hold-lease', example: 'hold-lease',
@@ -344,7 +358,7 @@ const TABLE = [
   {
     name: 'patroni-api-url', scope: 'process', kind: 'string', origin: 'new', default: 'http://127.0.0.1:8008', defaultText: 'http://127.0.0.1:8008', example: 'https://192.0.2.11:8008',
     help: "Base URL of this node's Patroni REST API, asked GET /primary every interval for dcs-loss patroni (timeout 80 % of interval, at most 1 s). With patroni-api-password: https://, or http:// to a loopback host only (127.0.0.0/8, ::1, localhost).",
-    check: httpUrl.refine((s) => { try { const u = new URL(s); return u.username === '' && u.password === ''; } catch { return true; } }, { error: 'expected no user or password in the URL: they come from patroni-api-user and patroni-api-password' }),
+    check: v.pipe(httpUrl, v.check((s) => { try { const u = new URL(s); return u.username === '' && u.password === ''; } catch { return true; } }, 'expected no user or password in the URL: they come from patroni-api-user and patroni-api-password')),
   },
   {
     name: 'patroni-api-ca-file', scope: 'process', kind: 'string', origin: 'new', defaultText: '(system CAs)', example: '/etc/patroni/ca.pem',
@@ -416,7 +430,7 @@ const TABLE = [
   {
     name: 'http-listen', scope: 'process', kind: 'string', origin: 'new', default: '127.0.0.1:9466', defaultText: '127.0.0.1:9466', example: '127.0.0.1:9466',
     help: 'Address and port of the HTTP endpoint (host:port, [v6]:port).',
-    check: z.string().regex(/^(\[[0-9a-fA-F:.]+\]|[^:\s]+):\d{1,5}$/, { error: 'expected host:port' }),
+    check: v.pipe(v.string(), v.regex(/^(\[[0-9a-fA-F:.]+\]|[^:\s]+):\d{1,5}$/, 'expected host:port')),
   },
   {
     name: 'hetzner-credentials-file', scope: 'vip', kind: 'string', origin: 'new', default: '/etc/hetzner', defaultText: '/etc/hetzner', example: '/etc/hetzner',

@@ -14,7 +14,7 @@
 // second at that limit); every reply carries RateLimit-Limit, RateLimit-Remaining and
 // RateLimit-Reset (UNIX time at which the budget is full again). The project's budget is shared
 // by every node, so the headers, not a local count, say what is left.
-import { z } from 'zod';
+import * as v from 'valibot';
 import { type Logger } from '../../log.js';
 import { type Clock, sleep, unixSecondsToMonotonic } from './clock.js';
 import {
@@ -76,25 +76,27 @@ export interface CloudAction {
   readonly error: { readonly code: string; readonly message: string } | null;
 }
 
-const FloatingIpShape = z.object({
-  id: z.number().int(),
-  ip: z.string(),
-  type: z.enum(['ipv4', 'ipv6']),
-  server: z.number().int().nullable(),
+/** An id: a whole number up to 2^53-1, as zod's int() took (beyond it, two ids could read as one). */
+const Id = v.pipe(v.number(), v.safeInteger());
+const FloatingIpShape = v.object({
+  id: Id,
+  ip: v.string(),
+  type: v.picklist(['ipv4', 'ipv6']),
+  server: v.nullable(Id),
 });
-const FloatingIpReply = z.object({ floating_ip: FloatingIpShape });
-const FloatingIpList = z.object({
-  floating_ips: z.array(FloatingIpShape),
-  meta: z.object({ pagination: z.object({ next_page: z.number().int().nullable() }) }).optional(),
+const FloatingIpReply = v.object({ floating_ip: FloatingIpShape });
+const FloatingIpList = v.object({
+  floating_ips: v.array(FloatingIpShape),
+  meta: v.optional(v.object({ pagination: v.object({ next_page: v.nullable(Id) }) })),
 });
-const ActionShape = z.object({
-  id: z.number().int(),
-  command: z.string(),
-  status: z.enum(['running', 'success', 'error']),
-  error: z.object({ code: z.string(), message: z.string() }).nullable().optional(),
+const ActionShape = v.object({
+  id: Id,
+  command: v.string(),
+  status: v.picklist(['running', 'success', 'error']),
+  error: v.optional(v.nullable(v.object({ code: v.string(), message: v.string() }))),
 });
-const ActionReply = z.object({ action: ActionShape });
-const ErrorReply = z.object({ error: z.object({ code: z.string(), message: z.string().optional() }) });
+const ActionReply = v.object({ action: ActionShape });
+const ErrorReply = v.object({ error: v.object({ code: v.string(), message: v.optional(v.string()) }) });
 
 export interface CloudApiOptions {
   baseUrl: string;
@@ -295,25 +297,25 @@ export class CloudApi {
     return Math.max(at, now + perRequestMs);
   }
 
-  #parse<T extends z.ZodType>(shape: T, reply: HttpReply, what: string, expected: string): z.infer<T> {
+  #parse<T extends v.GenericSchema>(shape: T, reply: HttpReply, what: string, expected: string): v.InferOutput<T> {
     const json = tryParseJson(reply.body);
     if (json === undefined) {
       throw new HetznerResponseError(`Cloud ${what}: reply is not JSON: ${excerpt(reply.body, [this.opts.token])}`, { status: reply.status });
     }
-    const parsed = shape.safeParse(json);
+    const parsed = v.safeParse(shape, json);
     if (!parsed.success) {
       throw new HetznerResponseError(`Cloud ${what}: reply lacks ${expected}: ${excerpt(reply.body, [this.opts.token])}`, {
         status: reply.status,
       });
     }
-    return parsed.data;
+    return parsed.output;
   }
 
   #errorFor(what: string, reply: HttpReply, notFound: string): HetznerError {
-    const parsed = ErrorReply.safeParse(tryParseJson(reply.body));
+    const parsed = v.safeParse(ErrorReply, tryParseJson(reply.body));
     const status = reply.status;
-    const code = parsed.success ? parsed.data.error.code : undefined;
-    const apiMsg = parsed.success && parsed.data.error.message ? ` (${excerpt(parsed.data.error.message, [this.opts.token])})` : '';
+    const code = parsed.success ? parsed.output.error.code : undefined;
+    const apiMsg = parsed.success && parsed.output.error.message ? ` (${excerpt(parsed.output.error.message, [this.opts.token])})` : '';
     const tag = `Cloud ${what}: ${status}${code ? ' ' + code : ''}`;
     const opts = { status, code };
     switch (code ?? statusToCode(status)) {
@@ -369,7 +371,7 @@ function statusToCode(status: number): string | undefined {
   return undefined;
 }
 
-function toAction(a: z.infer<typeof ActionShape>): CloudAction {
+function toAction(a: v.InferOutput<typeof ActionShape>): CloudAction {
   return { id: a.id, command: a.command, status: a.status, error: a.error ?? null };
 }
 

@@ -11,7 +11,7 @@
 // never sends again (three failed logins block the client's IP for ten minutes), it never sends
 // over a method's hourly budget, and after 403 RATE_LIMIT_EXCEEDED it sends nothing on that
 // method until the interval the API named has passed.
-import { z } from 'zod';
+import * as v from 'valibot';
 import { type Logger } from '../../log.js';
 import { type Clock } from './clock.js';
 import {
@@ -65,20 +65,27 @@ export interface RouteResult {
   readonly alreadyRouted: boolean;
 }
 
-const FailoverReply = z.object({
-  failover: z.object({
-    ip: z.string(),
-    active_server_ip: z.string().nullable(),
+const FailoverReply = v.object({
+  failover: v.object({
+    ip: v.string(),
+    active_server_ip: v.nullable(v.string()),
   }),
 });
 
-const ErrorReply = z.object({
-  error: z.object({
-    status: z.number().optional(),
-    code: z.string(),
-    message: z.string().optional(),
-    interval: z.number().optional(),
-    max_request: z.number().optional(),
+/**
+ * JSON.parse reads 1e999 as Infinity, which v.number() takes: a RATE_LIMIT_EXCEEDED interval
+ * of Infinity would block the method for good. Such a reply counts as one without a readable
+ * error, as it did under zod (whose number() refuses Infinity).
+ */
+const FiniteNumber = v.pipe(v.number(), v.finite());
+
+const ErrorReply = v.object({
+  error: v.object({
+    status: v.optional(FiniteNumber),
+    code: v.string(),
+    message: v.optional(v.string()),
+    interval: v.optional(FiniteNumber),
+    max_request: v.optional(FiniteNumber),
   }),
 });
 
@@ -102,9 +109,9 @@ export interface RobotApiOptions {
  * someone else ended meanwhile). Without it, the code alone says the IP is where we asked.
  */
 function alreadyRoutedState(reply: HttpReply, ip: string, asked: string | null): FailoverRouting {
-  const withState = FailoverReply.safeParse(tryParseJson(reply.body));
+  const withState = v.safeParse(FailoverReply, tryParseJson(reply.body));
   return withState.success
-    ? { ip: withState.data.failover.ip, activeServerIp: withState.data.failover.active_server_ip }
+    ? { ip: withState.output.failover.ip, activeServerIp: withState.output.failover.active_server_ip }
     : { ip, activeServerIp: asked };
 }
 
@@ -151,8 +158,8 @@ export class RobotApi {
     if (reply.status === 200 || reply.status === 201) {
       return { routing: this.#parseFailover(reply, `POST /failover/${ip}`), alreadyRouted: false };
     }
-    const err = ErrorReply.safeParse(tryParseJson(reply.body));
-    if (reply.status === 409 && err.success && err.data.error.code === 'FAILOVER_ALREADY_ROUTED') {
+    const err = v.safeParse(ErrorReply, tryParseJson(reply.body));
+    if (reply.status === 409 && err.success && err.output.error.code === 'FAILOVER_ALREADY_ROUTED') {
       return { routing: alreadyRoutedState(reply, ip, serverIp), alreadyRouted: true };
     }
     throw this.#errorFor('POST', ip, reply);
@@ -162,8 +169,8 @@ export class RobotApi {
   async unrouteFailover(ip: string): Promise<FailoverRouting> {
     const reply = await this.#send('DELETE', ip);
     if (reply.status === 200) return this.#parseFailover(reply, `DELETE /failover/${ip}`);
-    const err = ErrorReply.safeParse(tryParseJson(reply.body));
-    if (reply.status === 409 && err.success && err.data.error.code === 'FAILOVER_ALREADY_ROUTED') {
+    const err = v.safeParse(ErrorReply, tryParseJson(reply.body));
+    if (reply.status === 409 && err.success && err.output.error.code === 'FAILOVER_ALREADY_ROUTED') {
       return alreadyRoutedState(reply, ip, null);
     }
     throw this.#errorFor('DELETE', ip, reply);
@@ -212,21 +219,21 @@ export class RobotApi {
     if (json === undefined) {
       throw new HetznerResponseError(`Robot ${what}: reply is not JSON: ${excerpt(reply.body, [this.opts.pass])}`, { status: reply.status });
     }
-    const parsed = FailoverReply.safeParse(json);
+    const parsed = v.safeParse(FailoverReply, json);
     if (!parsed.success) {
       throw new HetznerResponseError(
         `Robot ${what}: reply lacks failover.ip / failover.active_server_ip: ${excerpt(reply.body, [this.opts.pass])}`,
         { status: reply.status },
       );
     }
-    return { ip: parsed.data.failover.ip, activeServerIp: parsed.data.failover.active_server_ip };
+    return { ip: parsed.output.failover.ip, activeServerIp: parsed.output.failover.active_server_ip };
   }
 
   #errorFor(method: RobotMethod, ip: string, reply: HttpReply): HetznerError {
     const { clock } = this.opts;
     const what = `Robot ${method} /failover/${ip}`;
-    const parsed = ErrorReply.safeParse(tryParseJson(reply.body));
-    const e = parsed.success ? parsed.data.error : undefined;
+    const parsed = v.safeParse(ErrorReply, tryParseJson(reply.body));
+    const e = parsed.success ? parsed.output.error : undefined;
     const code = e?.code;
     const apiMsg = e?.message ? `: ${excerpt(e.message, [this.opts.pass])}` : '';
     const status = reply.status;
