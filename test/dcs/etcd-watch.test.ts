@@ -151,13 +151,25 @@ describe('KeyWatch over the JSON gateway', () => {
     w.done();
   });
 
-  it('a stream error line ({"error":{...}}, e.g. no leader) fails the watch with its code', async () => {
+  it('a stream error line ({"error":{...}}) fails the watch with its code', async () => {
     const w = await watch({ send: [
       JSON.stringify({ result: { header: header('4'), created: true } }) + '\n', 20,
       JSON.stringify({ error: { grpc_code: 14, http_code: 503, message: 'etcdserver: no leader', http_status: 'Service Unavailable' } }) + '\n',
     ] });
     await w.until(() => w.got.failures.length === 1);
     assert.equal(w.got.connected, 1);
+    assert.equal(describeEtcdError(w.got.failures[0], { endpoints: [w.endpoint], key: '/k' }).reason, 'no-leader');
+    w.done();
+  });
+
+  it('an error object left unterminated at the end of the stream (as grpc-gateway writes it) is the failure\'s cause', async () => {
+    const w = await watch({ send: [
+      JSON.stringify({ result: { header: header('4'), created: true } }) + '\n', 20,
+      ...pieces(JSON.stringify({ error: { grpc_code: 14, http_code: 503, message: 'etcdserver: no leader', http_status: 'Service Unavailable' } }), 9),
+    ] });
+    await w.until(() => w.got.failures.length === 1);
+    await sleep(50);
+    assert.equal(w.got.failures.length, 1);
     assert.equal(describeEtcdError(w.got.failures[0], { endpoints: [w.endpoint], key: '/k' }).reason, 'no-leader');
     w.done();
   });

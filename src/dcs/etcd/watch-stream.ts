@@ -94,7 +94,7 @@ export class KeyWatch {
       open: () => undefined,
       data: (chunk) => this.data(chunk),
       error: (e) => this.fail(e),
-      end: () => this.fail(new EtcdWatchLostError(`etcd ended the watch stream on ${describeSubject(subject)}`)),
+      end: () => this.end(),
     });
   }
 
@@ -115,6 +115,21 @@ export class KeyWatch {
       return;
     }
     this.partial.push(chunk.subarray(start));
+  }
+
+  /**
+   * The stream ended. grpc-gateway writes a stream's error object without the newline it puts
+   * after every result (runtime.handleForwardResponseStreamError), so an unfinished last line is
+   * that error (e.g. "no leader" when the member lost its leader): it is the failure's cause.
+   */
+  private end(): void {
+    if (this.partialBytes > 0) {
+      const last = Buffer.concat(this.partial);
+      this.partial = [];
+      this.partialBytes = 0;
+      this.line(last);
+    }
+    this.fail(new EtcdWatchLostError(`etcd ended the watch stream on ${describeSubject(this.subject)}`));
   }
 
   private line(line: Buffer): void {
