@@ -324,6 +324,7 @@ export class EtcdGateway {
       const prefix = await this.versionPrefix(ep, deadline);
       const token = await this.currentToken(ep, prefix, deadline);
       if (done) return;
+      if (this.closed) throw new Error('etcd client closed');
       handle.token = token;
       req = http.request({ agent: this.streams, ...hostAndPort(ep, this.opts.secure), method: 'POST', path: prefix + method, headers: this.headers(token) });
       this.open.add(req);
