@@ -230,6 +230,7 @@ export class EtcdGateway {
   private readonly unary: Agent;
   private readonly streams: Agent;
   private readonly open = new Set<http.ClientRequest>();
+  private readonly addresses = new Map<string, { host: string; port: number }>();
   private closed = false;
 
   constructor(private readonly opts: GatewayOptions) {
@@ -245,6 +246,15 @@ export class EtcdGateway {
     const connect = (o: { host?: string | null; port?: number | string | null }) => this.connect(String(o.host ?? ''), Number(o.port));
     this.unary.createConnection = connect;
     this.streams.createConnection = connect;
+  }
+
+  private address(ep: string): { host: string; port: number } {
+    let a = this.addresses.get(ep);
+    if (!a) {
+      a = hostAndPort(ep, this.opts.secure);
+      this.addresses.set(ep, a);
+    }
+    return a;
   }
 
   get health(): EndpointHealth {
@@ -326,7 +336,7 @@ export class EtcdGateway {
       if (done) return;
       if (this.closed) throw new Error('etcd client closed');
       handle.token = token;
-      req = http.request({ agent: this.streams, ...hostAndPort(ep, this.opts.secure), method: 'POST', path: prefix + method, headers: this.headers(token) });
+      req = http.request({ agent: this.streams, ...this.address(ep), method: 'POST', path: prefix + method, headers: this.headers(token) });
       this.open.add(req);
       this.openStreams++;
       this.onStreams();
@@ -469,7 +479,7 @@ export class EtcdGateway {
     const ms = Math.max(1, Math.round(deadline - performance.now()));
     return new Promise((resolve, reject) => {
       const headers = method === 'GET' ? {} : this.headers(token);
-      const req = http.request({ agent: this.unary, ...hostAndPort(ep, this.opts.secure), method, path, headers });
+      const req = http.request({ agent: this.unary, ...this.address(ep), method, path, headers });
       this.open.add(req);
       const timer = setTimeout(() => req.destroy(new EtcdDeadlineError(ms)), ms);
       let settled = false;
