@@ -60,6 +60,14 @@ export class EtcdGatewayError extends Error {
   }
 }
 
+/** A call's deadline: when it passes, and how long the call was given (for the message). */
+interface Deadline {
+  readonly at: number;
+  readonly ms: number;
+}
+
+const deadlineIn = (ms: number): Deadline => ({ at: performance.now() + ms, ms });
+
 /** No answer within the call's deadline. */
 export class EtcdDeadlineError extends Error {
   constructor(readonly ms: number) {
@@ -329,7 +337,7 @@ export class EtcdGateway {
         sink.end();
       }
     };
-    const deadline = performance.now() + REQUEST_TIMEOUT_MS;
+    const deadline = deadlineIn(REQUEST_TIMEOUT_MS);
     void (async () => {
       const prefix = await this.versionPrefix(ep, deadline);
       const token = await this.currentToken(ep, prefix, deadline);
@@ -380,7 +388,7 @@ export class EtcdGateway {
   // ---- one attempt on one member ----------------------------------------------------------
 
   private async attempt(ep: string, method: string, body: unknown, deadlineMs: number): Promise<unknown> {
-    const deadline = performance.now() + deadlineMs;
+    const deadline = deadlineIn(deadlineMs);
     const prefix = await this.versionPrefix(ep, deadline);
     let token = await this.currentToken(ep, prefix, deadline);
     const send = () => this.request(ep, 'POST', prefix + method, JSON.stringify(body), token, deadline);
@@ -402,7 +410,7 @@ export class EtcdGateway {
   }
 
   /** /v3alpha, /v3beta or /v3 for this member, from its GET /version (Patroni's choice). */
-  private versionPrefix(ep: string, deadline: number): Promise<string> {
+  private versionPrefix(ep: string, deadline: Deadline): Promise<string> {
     let p = this.prefixes.get(ep);
     if (!p) {
       p = this.request(ep, 'GET', '/version', null, null, deadline).then((v) => {
@@ -429,7 +437,7 @@ export class EtcdGateway {
   }
 
   /** The auth token (authenticating first if there is none yet); null without a user. */
-  private currentToken(ep: string, prefix: string, deadline: number): Promise<string | null> {
+  private currentToken(ep: string, prefix: string, deadline: Deadline): Promise<string | null> {
     if (!this.opts.user) return Promise.resolve(null);
     if (this.token !== null) return Promise.resolve(this.token);
     if (!this.authenticating) {
@@ -463,25 +471,25 @@ export class EtcdGateway {
   }
 
   /** One HTTP exchange; a request on a reused keep-alive connection the server had just closed is sent once more. */
-  private async request(ep: string, method: string, path: string, body: string | null, token: string | null, deadline: number): Promise<unknown> {
+  private async request(ep: string, method: string, path: string, body: string | null, token: string | null, deadline: Deadline): Promise<unknown> {
     try {
       return await this.exchange(ep, method, path, body, token, deadline);
     } catch (e) {
-      if ((e as { reusedSocket?: boolean }).reusedSocket && (e as NodeJS.ErrnoException).code === 'ECONNRESET' && performance.now() < deadline) {
+      if ((e as { reusedSocket?: boolean }).reusedSocket && (e as NodeJS.ErrnoException).code === 'ECONNRESET' && performance.now() < deadline.at) {
         return this.exchange(ep, method, path, body, token, deadline);
       }
       throw e;
     }
   }
 
-  private exchange(ep: string, method: string, path: string, body: string | null, token: string | null, deadline: number): Promise<unknown> {
+  private exchange(ep: string, method: string, path: string, body: string | null, token: string | null, deadline: Deadline): Promise<unknown> {
     if (this.closed) return Promise.reject(new Error('etcd client closed'));
-    const ms = Math.max(1, Math.round(deadline - performance.now()));
+    const ms = Math.max(1, Math.round(deadline.at - performance.now()));
     return new Promise((resolve, reject) => {
       const headers = method === 'GET' ? {} : this.headers(token);
       const req = http.request({ agent: this.unary, ...this.address(ep), method, path, headers });
       this.open.add(req);
-      const timer = setTimeout(() => req.destroy(new EtcdDeadlineError(ms)), ms);
+      const timer = setTimeout(() => req.destroy(new EtcdDeadlineError(deadline.ms)), ms);
       let settled = false;
       const settle = (e: Error | null, v?: unknown): void => {
         if (settled) return;
