@@ -7,15 +7,15 @@
 // cluster prefix, read as the daemon's prefix source reads it (etcd: one bounded Range through
 // the same client; Consul: one ?recurse read), so the designation is computed from what the
 // daemon would see. Writes nothing.
-import type { Etcd3, IRangeResponse } from 'etcd3';
+import type { EtcdGateway, RangeResponse } from '../dcs/etcd/gateway.js';
 import type { Config } from '../config/schema.js';
 import type { HttpAnswer } from '../dcs/http-client.js';
 import { membersPrefix } from './checks.js';
 
 // The DCS client code is loaded for the configured dcs-type only, as the daemon does
-// (daemon/factories.ts): etcd3 and gRPC alone take most of a start-up.
+// (daemon/factories.ts): a tool run for etcd never loads the HTTP DCS clients and vice versa.
 const etcdModules = () => Promise.all([
-  import('../dcs/etcd/client.js'), import('../dcs/etcd/errors.js'), import('../dcs/http-client.js'), import('../dcs/etcd/prefix-source.js'),
+  import('../dcs/etcd/client.js'), import('../dcs/etcd/errors.js'), import('../dcs/http-client.js'), import('../dcs/etcd/prefix-source.js'), import('../dcs/etcd/gateway.js'),
 ]);
 const httpModules = () => Promise.all([
   import('../dcs/http-client.js'), import('../dcs/consul/errors.js'), import('../dcs/consul/kv.js'), import('../dcs/consul/timing.js'),
@@ -87,17 +87,16 @@ function memberNames(keys: Iterable<string>, prefix: string): string[] {
  * is the prefix's own failure (the daemon's outage for that entry); anything else fails the
  * endpoint, as a key read does.
  */
-async function readEtcdPrefix(m: Awaited<ReturnType<typeof etcdModules>>, client: Etcd3, cfg: Config, host: string, prefix: string): Promise<PrefixRead> {
-  const [, { describeEtcdError }, , { MAX_PREFIX_BYTES, MAX_PREFIX_KEYS, prefixRangeEnd }] = m;
+async function readEtcdPrefix(m: Awaited<ReturnType<typeof etcdModules>>, gateway: EtcdGateway, cfg: Config, host: string, prefix: string): Promise<PrefixRead> {
+  const [, { describeEtcdError }, , { MAX_PREFIX_BYTES, MAX_PREFIX_KEYS, prefixRangeEnd }, { EtcdResponseTooLargeError }] = m;
   const fail = (error: string): PrefixRead => ({ prefix, keys: null, revision: null, error });
   const tooLarge = (what: string) => fail(`etcd prefix ${prefix} holds ${what}; a Patroni cluster has tens of keys: is the trigger-key (<namespace>/<scope>/leader) right?`);
   const key = Buffer.from(prefix);
-  let res: IRangeResponse;
+  let res: RangeResponse;
   try {
-    res = await client.kv.range({ key, range_end: prefixRangeEnd(key), limit: MAX_PREFIX_KEYS + 1 });
+    res = await gateway.range({ key, rangeEnd: prefixRangeEnd(key), limit: MAX_PREFIX_KEYS + 1 });
   } catch (e) {
-    const big = /Received message larger than max \((\d+) vs\.? (\d+)\)/.exec(e instanceof Error ? e.message : '');
-    if (big) return tooLarge(`more than ${big[2]} bytes (an answer of ${big[1]} bytes; the limit is ${MAX_PREFIX_BYTES})`);
+    if (e instanceof EtcdResponseTooLargeError) return tooLarge(`more than ${MAX_PREFIX_BYTES} bytes (an answer of more than ${e.limit} bytes; the limit is ${MAX_PREFIX_BYTES})`);
     const err = describeEtcdError(e, { endpoints: [host], user: cfg['etcd-user'], key: `the keys under ${prefix}` });
     if (err.reason === 'permission') return fail(err.message);
     throw err;
@@ -116,7 +115,7 @@ async function readEtcdPrefix(m: Awaited<ReturnType<typeof etcdModules>>, client
 
 async function prepareEtcd(cfg: Config, keys: readonly string[], prefixList: readonly string[]): Promise<() => Promise<EndpointProbe[]>> {
   const m = await etcdModules();
-  const [{ buildEtcdClient, effectiveEtcdHosts }, { describeEtcdError }, { displayEndpoint }] = m;
+  const [{ buildEtcdClient, effectiveEtcdHosts }, { describeEtcdError }, { displayEndpoint }, { prefixRangeEnd }] = m;
   const { hosts } = effectiveEtcdHosts(cfg['dcs-endpoints']);
   // Built first, all of them: a TLS file that cannot be used is a configuration error (78),
   // whichever endpoint would have met it first.
@@ -135,14 +134,15 @@ async function prepareEtcd(cfg: Config, keys: readonly string[], prefixList: rea
       for (const key of keys) {
         current = key;
         // The daemon's read: linearizable, require-leader (etcd-client.ts), with its deadline.
-        const res = await built.client.kv.range({ key: Buffer.from(key) });
+        const res = await built.gateway.range({ key: Buffer.from(key) });
         const kv = res.kvs[0];
         const prefix = membersPrefix(key);
         let members: string[] | null = null;
         let membersError: string | undefined;
         if (prefix !== null) {
           try {
-            members = memberNames(await built.client.getAll().prefix(prefix).limit(MAX_MEMBERS).keys(), prefix);
+            const listed = await built.gateway.range({ key: Buffer.from(prefix), rangeEnd: prefixRangeEnd(Buffer.from(prefix)), limit: MAX_MEMBERS, keysOnly: true });
+            members = memberNames(listed.kvs.map((kv) => kv.key.toString('utf8')), prefix);
           } catch (e) {
             membersError = describeEtcdError(e, { endpoints: [host], user: cfg['etcd-user'], key: prefix }).message;
           }
@@ -152,7 +152,7 @@ async function prepareEtcd(cfg: Config, keys: readonly string[], prefixList: rea
       const prefixes: PrefixRead[] = [];
       for (const prefix of prefixList) {
         current = `the keys under ${prefix}`;
-        prefixes.push(await readEtcdPrefix(m, built.client, cfg, host, prefix));
+        prefixes.push(await readEtcdPrefix(m, built.gateway, cfg, host, prefix));
       }
       return { endpoint, ok: true, reason: null, message: '', keys: reads, prefixes };
     } catch (e) {
@@ -160,7 +160,7 @@ async function prepareEtcd(cfg: Config, keys: readonly string[], prefixList: rea
       return { endpoint, ok: false, reason: err.reason, message: err.message, keys: [], prefixes: [] };
     } finally {
       built.liveness.stop();
-      built.client.close();
+      built.gateway.close();
     }
   }));
 }

@@ -196,8 +196,8 @@ export async function runDiagnose(loaded: LoadedConfig, io: DiagnoseIo = { out: 
       return safeText((err as Error).message, 300);
     }
   });
-  // After the probes have started: loading the DCS client (etcd3 and gRPC: about a second on a
-  // busy machine) overlaps the second the neighbour probe listens.
+  // After the probes have started: loading the DCS client overlaps the second the neighbour
+  // probe listens.
   const keys = [...new Set(entries.filter((e) => e.prefix === null).map((e) => e.triggerKey))];
   const prefixes = [...new Set(entries.flatMap((e) => (e.prefix === null ? [] : [e.prefix])))];
   let dcs: Promise<EndpointProbe[]>;

@@ -2,7 +2,8 @@
 // `vips:` list, a real etcd on the LAN. Every key is flipped on its own and in bursts (seeded, so
 // a failing run can be replayed); after each pause every VIP must be exactly where its key says
 // (on the named node, nowhere else), a flip must not touch any other entry, and each daemon must
-// hold exactly one TCP connection to etcd however many keys it watches.
+// hold one TCP connection to etcd per watched key (one streaming watch request each, over etcd's
+// JSON gateway) plus at most one for its reads, whatever the number of flips.
 import assert from 'node:assert/strict';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -107,7 +108,7 @@ describe('daemon: several VIPs in one daemon (vips:)', { concurrency: false }, (
   }
 
   for (const n of [2, 5]) {
-    test(`${n} entries: each key flipped on its own and in bursts; each VIP follows only its own key; one etcd connection per daemon`, async (t) => {
+    test(`${n} entries: each key flipped on its own and in bursts; each VIP follows only its own key; one etcd connection per key (+ one for reads) per daemon`, async (t) => {
       const specs = entries(n);
       used.push(...specs);
       const file = configFile(dir, specs);
@@ -116,9 +117,14 @@ describe('daemon: several VIPs in one daemon (vips:)', { concurrency: false }, (
       const daemons = [await bed.start(0, ['--config', file], { waitReady: false }), await bed.start(1, ['--config', file], { waitReady: false })];
       for (const d of daemons) await allReady(d, specs);
 
-      // Connections: one per daemon, whatever the number of keys.
-      const conns = etcdConnections(bed.etcd.pid, Number(new URL(bed.etcd.clientUrl).port));
-      for (const node of bed.nodes) assert.equal(conns.get(node.ipv4) ?? 0, 1, `TCP connections from ${node.ipv4} (a daemon with ${n} entries) to etcd: ${JSON.stringify([...conns])}`);
+      // Connections: one per watched key, plus the keep-alive one of the reads (idle, it may be gone).
+      const perDaemon = (conns: Map<string, number>, when: string) => {
+        for (const node of bed.nodes) {
+          const c = conns.get(node.ipv4) ?? 0;
+          assert.ok(c === n || c === n + 1, `${when}: TCP connections from ${node.ipv4} (a daemon with ${n} entries) to etcd: ${n} watches + at most 1 for reads, got ${c}: ${JSON.stringify([...conns])}`);
+        }
+      };
+      perDaemon(etcdConnections(bed.etcd.pid, Number(new URL(bed.etcd.clientUrl).port)), 'at start');
 
       // One key at a time: the others' entries see no transition at all.
       for (let step = 0; step < 4 * n; step++) {
@@ -147,8 +153,7 @@ describe('daemon: several VIPs in one daemon (vips:)', { concurrency: false }, (
         }
         await settle(specs, want, `burst ${round}`, daemons);
       }
-      assert.deepEqual(Object.fromEntries([...etcdConnections(bed.etcd.pid, Number(new URL(bed.etcd.clientUrl).port))].filter(([h]) => bed.nodes.some((nd) => nd.ipv4 === h))),
-        Object.fromEntries(bed.nodes.map((nd) => [nd.ipv4, 1])), 'still one connection per daemon after the flips');
+      perDaemon(etcdConnections(bed.etcd.pid, Number(new URL(bed.etcd.clientUrl).port)), 'after the flips');
       t.diagnostic(`seed ${SEED + n}: ${daemons.map((d) => d.transitions().length).join(' + ')} transitions`);
     });
   }

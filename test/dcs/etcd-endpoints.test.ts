@@ -2,8 +2,7 @@
 // usable, never refuse every endpoint), without etcd.
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { GRPCUnavailableError } from 'etcd3';
-import { ENDPOINT_AVOID_MS, EndpointHealth, endpointOf } from '../../src/dcs/etcd/endpoints.js';
+import { ENDPOINT_AVOID_MS, EndpointHealth, endpointOf, tagEndpoint } from '../../src/dcs/etcd/endpoints.js';
 
 const [A, B, C] = ['http://192.0.2.1:2379', 'http://192.0.2.2:2379', 'http://192.0.2.3:2379'] as const;
 
@@ -37,14 +36,13 @@ describe('EndpointHealth', () => {
     assert.deepEqual([all.allows(A), all.allows(B)], [true, true]);
   });
 
-  it('a policy tags errors with the endpoint and records success and connection failures', async () => {
-    const h = new EndpointHealth([A, B], () => 0);
-    const pa = h.policyFor(A) as unknown as { execute<T>(fn: () => Promise<T>): Promise<T> };
-    assert.equal(await pa.execute(async () => 42), 42);
-    assert.equal(h.current, A);
-    const err = await pa.execute(async () => { throw new GRPCUnavailableError('14 UNAVAILABLE: boom'); }).catch((e: unknown) => e);
-    assert.equal(endpointOf(err), A);
-    assert.equal(h.allows(A), false, 'A avoided after a connection failure while B is usable');
-    await assert.rejects(pa.execute(async () => 1), /avoided/);
+  it('a call tries the member in use first, then the others; an error is tagged with the first endpoint it came from', () => {
+    const h = new EndpointHealth([A, B, C], () => 0);
+    assert.deepEqual(new Set(h.order()), new Set([A, B, C]));
+    h.succeeded(C);
+    for (let i = 0; i < 10; i++) assert.equal(h.order()[0], C, 'the member in use comes first');
+    const e = tagEndpoint(new Error('boom'), B);
+    tagEndpoint(e, A);
+    assert.equal(endpointOf(e), B);
   });
 });

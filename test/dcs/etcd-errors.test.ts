@@ -29,12 +29,12 @@ async function closingServer(how: 'reset' | 'end'): Promise<{ server: Server; po
 async function readError(endpoint: string): Promise<EtcdSourceError> {
   const built = buildEtcdClient({ endpoints: [endpoint] });
   try {
-    await built.client.kv.range({ key: Buffer.from('/k') });
+    await built.gateway.range({ key: Buffer.from('/k') });
   } catch (e) {
     return describeEtcdError(e, { endpoints: [endpoint], key: '/k' });
   } finally {
     built.liveness.stop();
-    built.client.close();
+    built.gateway.close();
   }
   throw new Error(`a read from ${endpoint} succeeded`);
 }

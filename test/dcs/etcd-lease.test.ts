@@ -2,7 +2,8 @@
 // etcd is covered in etcd-source.test.ts).
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { EtcdAuthenticationFailedError, GRPCUnavailableError } from 'etcd3';
+import { tagEndpoint } from '../../src/dcs/etcd/endpoints.js';
+import { EtcdDeadlineError, gatewayError } from '../../src/dcs/etcd/gateway.js';
 import { LeaseTracker, NO_LEASE, leaseDeadline } from '../../src/dcs/etcd/lease.js';
 import { describeEtcdError } from '../../src/dcs/etcd/errors.js';
 import { sleep } from './etcd-views.js';
@@ -98,20 +99,36 @@ describe('LeaseTracker', () => {
 
 describe('describeEtcdError', () => {
   const ctx = { endpoints: ['https://192.0.2.1:2379'], user: 'vip', key: '/k' };
+  const sys = (message: string, code: string) => Object.assign(new Error(message), { code });
 
-  it('strips grpc-js noise from connection errors', () => {
-    const e = describeEtcdError(new GRPCUnavailableError('14 UNAVAILABLE: No connection established. Last error: connect ECONNREFUSED 192.0.2.1:2379 (2026-01-01T00:00:00.000Z). Resolution note: '), ctx);
+  it('socket errors are outages, worded as Node words them, with the endpoint they came from', () => {
+    const e = describeEtcdError(tagEndpoint(sys('connect ECONNREFUSED 192.0.2.1:2379', 'ECONNREFUSED'), 'https://192.0.2.1:2379'), ctx);
     assert.equal(e.reason, 'unavailable');
     assert.equal(e.message, 'etcd unreachable at https://192.0.2.1:2379: connect ECONNREFUSED 192.0.2.1:2379');
+    assert.equal(describeEtcdError(sys('socket hang up', 'ECONNRESET'), ctx).reason, 'unavailable');
+    assert.equal(describeEtcdError(new EtcdDeadlineError(3000), ctx).reason, 'timeout');
   });
 
   it('names TLS verification failures and auth failures', () => {
-    const tls = describeEtcdError(new GRPCUnavailableError('14 UNAVAILABLE: No connection established. Last error: Error: self-signed certificate in certificate chain. Resolution note:  undefined'), ctx);
+    const tls = describeEtcdError(sys('self-signed certificate in certificate chain', 'SELF_SIGNED_CERT_IN_CHAIN'), ctx);
     assert.equal(tls.reason, 'tls');
     assert.match(tls.message, /^certificate verify failed for https:\/\/192\.0\.2\.1:2379: self-signed certificate in certificate chain/);
-    const auth = describeEtcdError(new EtcdAuthenticationFailedError('etcdserver: authentication failed, invalid user ID or password'), ctx);
+    const auth = describeEtcdError(gatewayError({ error: 'etcdserver: authentication failed, invalid user ID or password', message: 'etcdserver: authentication failed, invalid user ID or password', code: 3 }, 400), ctx);
     assert.equal(auth.reason, 'auth');
     assert.match(auth.message, /user "vip"/);
+  });
+
+  it('maps the gateway\'s gRPC codes as etcd3 mapped them', () => {
+    const unary = (message: string, code: number, status: number) => describeEtcdError(gatewayError({ error: message, message, code }, status), ctx);
+    assert.equal(unary('etcdserver: invalid auth token', 16, 401).reason, 'auth-token');
+    assert.equal(unary('etcdserver: permission denied', 7, 403).reason, 'permission');
+    assert.equal(unary('etcdserver: no leader', 14, 503).reason, 'no-leader');
+    assert.equal(unary('etcdserver: request timed out', 14, 503).reason, 'timeout');
+    assert.equal(unary('context deadline exceeded', 4, 504).reason, 'timeout');
+    assert.equal(unary('etcdserver: too many requests', 14, 503).reason, 'unavailable');
+    assert.equal(unary('etcdserver: mvcc: required revision has been compacted', 11, 400).reason, 'other');
+    // The streaming shape of the same error.
+    assert.equal(describeEtcdError(gatewayError({ error: { grpc_code: 14, http_code: 503, message: 'etcdserver: no leader', http_status: 'Service Unavailable' } }), ctx).reason, 'no-leader');
   });
 });
 

@@ -68,10 +68,10 @@ describe('etcd leader source outages', () => {
     await views.waitFor(isValue('node-b'), 3000, 'a later put through the new watch', idx);
   });
 
-  it('etcd frozen (no RST, no answer): keepalive notices the dead peer within its bound', async (t) => {
+  it('etcd frozen (no RST, no answer): the frozen-member check notices the dead peer within its bound', async (t) => {
     const etcd = await etcdFor();
     const key = '/service/frozen/leader';
-    await etcd.client().put(key).value('node-a'); // no lease: only keepalive can notice
+    await etcd.client().put(key).value('node-a'); // no lease: only the frozen-member check can notice
     const views = open(etcd.endpoints, key);
     await views.waitFor(isValue('node-a'), 3000, 'value');
     // A second source on a leased key: its lease query (deadline REQUEST_TIMEOUT_MS) notices first.

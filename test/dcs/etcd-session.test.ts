@@ -1,6 +1,7 @@
 // The etcd backend of a DCS session (src/dcs/etcd/backend.ts) against a real etcd 3.4: several
-// key sources and a prefix source on one client share one TCP connection and one gRPC watch
-// stream; keys flipped one at a time and in bursts end on the right value with no view on any
+// key sources and a prefix source on one client: one watch request (so one TCP connection and
+// one watch stream on etcd) per subject, and the reads, lease queries and authentication on one
+// keep-alive connection beside them; keys flipped one at a time and in bursts end on the right value with no view on any
 // other source; a prefix source sees puts and deletes under its prefix and nothing outside it;
 // closing one source leaves the others watching; an etcd outage makes every source report
 // unreachable, and every one recovers.
@@ -9,14 +10,14 @@
 // from outside without the test's own clients in the count: the child's sockets
 // (/proc/<pid>/fd → socket:[inode]) matched against /proc/net/tcp, ESTABLISHED, to etcd's
 // client port. etcd's own gauges count the watch streams (gRPC Watch calls started and not
-// finished) and the watchers on them.
+// finished: etcd's JSON gateway opens one per watch request) and the watchers on them.
 import assert from 'node:assert/strict';
 import { readdirSync, readFileSync, readlinkSync } from 'node:fs';
 import { performance } from 'node:perf_hooks';
 import { after, before, describe, it } from 'node:test';
 import { createEtcdBackend } from '../../src/dcs/etcd/backend.js';
 import { EtcdConnection } from '../../src/dcs/etcd/connection.js';
-import { KeyWatch, WATCH_CREATE_TIMEOUT_MS } from '../../src/dcs/etcd/watch.js';
+import { KeyWatch, WATCH_CREATE_TIMEOUT_MS } from '../../src/dcs/etcd/watch-stream.js';
 import { MAX_PREFIX_BYTES, prefixRangeEnd } from '../../src/dcs/etcd/prefix-source.js';
 import type { EtcdSourceError } from '../../src/dcs/etcd/errors.js';
 import type { KeySetView } from '../../src/dcs/key-set.js';
@@ -98,6 +99,16 @@ async function waitWatchState(etcd: EtcdServer, want: WatchState, timeoutMs: num
   }
 }
 
+/**
+ * The child's connections to etcd: one per watched subject, plus the keep-alive connection of
+ * the unary calls (reads, lease queries, authentication), which may be closed while idle.
+ */
+function assertConnections(pid: number, subjects: number, label: string, p = port): string[] {
+  const conns = connectionsTo(pid, p);
+  assert.ok(conns.length === subjects || conns.length === subjects + 1, `${label}: ${subjects} watch connections + at most one for the reads, got ${conns.length}: ${conns.join('; ')}`);
+  return conns;
+}
+
 const brief = (l: ChildLine) => JSON.stringify(l.kind === 'value' ? { subject: l.subject, value: l.value, kvs: l.kvs, revision: l.revision } : { subject: l.subject, kind: l.kind, error: l.error });
 
 let etcd: EtcdServer;
@@ -139,7 +150,7 @@ async function marker(child: ChildSource, key: string, value: string): Promise<v
   await sleep(DRAIN_MS);
 }
 
-describe('etcd backend: one connection for every key and prefix', () => {
+describe('etcd backend: one watch request per subject, one connection for the reads', () => {
   before(async () => {
     etcd = await startEtcd();
     port = Number(new URL(etcd.clientUrl).port);
@@ -149,7 +160,7 @@ describe('etcd backend: one connection for every key and prefix', () => {
     await etcd?.dispose();
   });
 
-  it('2 key sources and a prefix source: one TCP connection, one watch stream; flips reach only their own source', async (t) => {
+  it('2 key sources and a prefix source: a watch stream (and connection) each, plus one for the reads; flips reach only their own source', async (t) => {
     const admin = etcd.client();
     const [ka, kb] = ['/s2/a/leader', '/s2/b/leader'];
     const pfx = '/s2/cluster/';
@@ -160,10 +171,9 @@ describe('etcd backend: one connection for every key and prefix', () => {
     await waitOn(child, kb, isVal(null), FIRST_VIEW_MS, 'absent');
     const first = await waitOn(child, pfx, (l) => l.kind === 'value', FIRST_VIEW_MS, 'first set');
     assert.deepEqual(first.kvs, { [`${pfx}leader`]: 'm1' });
-    await waitWatchState(etcd, { streams: 1, watchers: 3 }, 5000);
-    const conns = connectionsTo(child.proc.pid!, port);
+    await waitWatchState(etcd, { streams: 3, watchers: 3 }, 5000);
+    const conns = assertConnections(child.proc.pid!, 3, '3 sources');
     t.diagnostic(`the child's connections to etcd: ${conns.join('; ')}`);
-    assert.equal(conns.length, 1, `one TCP connection for 3 sources: ${conns.join('; ')}`);
 
     // One key flips: its source sees it, the other two see nothing.
     let from = child.lines.length;
@@ -198,7 +208,7 @@ describe('etcd backend: one connection for every key and prefix', () => {
     await marker(child, ka, 'a-marker-3');
     assert.deepEqual(about(child, pfx, from).map(brief), [], 'prefix: nothing for keys next to it');
 
-    assert.equal(connectionsTo(child.proc.pid!, port).length, 1, 'still one connection');
+    assertConnections(child.proc.pid!, 3, 'still');
     assert.ok(child.lines.every((l) => l.kind === 'value'), 'never unreachable');
     const { code } = await child.close(10_000);
     assert.equal(code, 0, `the child exits by itself after close (stderr: ${child.stderrText})`);
@@ -212,8 +222,8 @@ describe('etcd backend: one connection for every key and prefix', () => {
     const child = startChild(keys, [pfx]);
     for (const k of keys) await waitOn(child, k, isVal(null), FIRST_VIEW_MS, 'absent');
     await waitOn(child, pfx, (l) => l.kind === 'value' && Object.keys(l.kvs ?? {}).length === 0, FIRST_VIEW_MS, 'empty set');
-    await waitWatchState(etcd, { streams: 1, watchers: 6 }, 5000);
-    assert.equal(connectionsTo(child.proc.pid!, port).length, 1, 'one TCP connection for 6 sources');
+    await waitWatchState(etcd, { streams: 6, watchers: 6 }, 5000);
+    assertConnections(child.proc.pid!, 6, '6 sources');
 
     // Deterministic pseudo-random rounds: each flips a subset of keys, some with one put, some
     // with a burst of concurrent puts, and every third round the prefix gets a burst too.
@@ -271,28 +281,28 @@ describe('etcd backend: one connection for every key and prefix', () => {
       else assert.deepEqual(sets.map(brief), [], `round ${r}: prefix emitted nothing`);
     }
     t.diagnostic(`${ROUNDS} rounds; slowest: every source on its final value ${Math.round(slowest)} ms after the round's puts started`);
-    assert.equal(connectionsTo(child.proc.pid!, port).length, 1, 'still one TCP connection');
-    await waitWatchState(etcd, { streams: 1, watchers: 6 }, 5000);
+    assertConnections(child.proc.pid!, 6, 'after the rounds');
+    await waitWatchState(etcd, { streams: 6, watchers: 6 }, 5000);
     assert.ok(child.lines.every((l) => l.kind === 'value'), 'never unreachable');
 
-    // Closing one source leaves the others watching on the same stream.
+    // Closing one source ends its watch alone; the others keep watching.
     child.send(`close ${keys[2]}`);
     await child.waitFor((l) => l.kind === 'closed' && l.subject === keys[2], 5000, 'one source closed');
-    await waitWatchState(etcd, { streams: 1, watchers: 5 }, 5000);
+    await waitWatchState(etcd, { streams: 5, watchers: 5 }, 5000);
     const from = child.lines.length;
     await admin.put(keys[2]!).value('after-close');
     await admin.put(`${pfx}after-close`).value('x');
     await waitOn(child, pfx, (l) => l.kind === 'value' && `${pfx}after-close` in (l.kvs ?? {}), EVENT_MS, 'prefix after a source closed', from);
     for (const i of [0, 1, 3, 4]) await marker(child, keys[i]!, `after-close-${i}`);
     assert.deepEqual(about(child, keys[2]!, from).map(brief), [], 'the closed source emits nothing');
-    assert.equal(connectionsTo(child.proc.pid!, port).length, 1, 'one TCP connection');
+    assertConnections(child.proc.pid!, 5, 'after one closed');
 
     const { code } = await child.close(10_000);
     assert.equal(code, 0, `the child exits by itself after close (stderr: ${child.stderrText})`);
     await waitWatchState(etcd, { streams: 0, watchers: 0 }, 5000);
   });
 
-  it('an etcd outage makes every source report unreachable with its last value, and every one recovers on the one connection', async (t) => {
+  it('an etcd outage makes every source report unreachable with its last value, and every one recovers', async (t) => {
     const admin = etcd.client();
     const keys = Array.from({ length: 3 }, (_, i) => `/so/c${i}/leader`);
     const pfx = '/so/cluster/';
@@ -301,7 +311,7 @@ describe('etcd backend: one connection for every key and prefix', () => {
     const child = startChild(keys, [pfx]);
     for (const [i, k] of keys.entries()) await waitOn(child, k, isVal(`v${i}`), FIRST_VIEW_MS, `v${i}`);
     await waitOn(child, pfx, (l) => l.kind === 'value', FIRST_VIEW_MS, 'set');
-    await waitWatchState(etcd, { streams: 1, watchers: 4 }, 5000);
+    await waitWatchState(etcd, { streams: 4, watchers: 4 }, 5000);
 
     const from = child.lines.length;
     const killedAt = performance.now();
@@ -320,8 +330,8 @@ describe('etcd backend: one connection for every key and prefix', () => {
     for (const [i, k] of keys.entries()) await waitOn(child, k, isVal(`v${i}`), 15_000, 'value after the restart', from);
     await waitOn(child, pfx, (l) => l.kind === 'value', 15_000, 'set after the restart', from);
     t.diagnostic(`every source answered again within ${Math.round(performance.now() - upAt)} ms of etcd serving (${child.lines.length - upFrom} lines since)`);
-    await waitWatchState(etcd, { streams: 1, watchers: 4 }, 10_000);
-    assert.equal(connectionsTo(child.proc.pid!, port).length, 1, 'one TCP connection after the outage');
+    await waitWatchState(etcd, { streams: 4, watchers: 4 }, 10_000);
+    assertConnections(child.proc.pid!, 4, 'after the outage');
     const after = child.lines.length;
     await admin.put(keys[0]!).value('after');
     await waitOn(child, keys[0]!, isVal('after'), EVENT_MS, 'watching again', after);
@@ -333,7 +343,7 @@ describe('etcd backend: one connection for every key and prefix', () => {
 
   for (const [label, count, size, shape] of [
     ['by the count of its bytes', 3, 1100 * 1024, /^etcd prefix \/big\/ holds \d+ bytes of keys and values \(the limit is \d+\); a Patroni cluster has tens of keys/],
-    ['by gRPC\'s message size limit', 5, 1024 * 1024, /^etcd prefix \/big\/ holds more than 4194304 bytes \(an answer of \d+ bytes; the limit is \d+\); a Patroni cluster has tens of keys/],
+    ['by the client\'s limit on one answer', 7, 1024 * 1024, /^etcd prefix \/big\/ holds more than \d+ bytes \(an answer of more than 8388608 bytes; the limit is \d+\); a Patroni cluster has tens of keys/],
   ] as const) {
     it(`a prefix holding more than ${MAX_PREFIX_BYTES} bytes is refused as too large (${label}), naming the prefix, and read once it shrinks`, async () => {
       const admin = etcd.client();
@@ -380,7 +390,7 @@ describe('etcd backend: one connection for every key and prefix', () => {
   });
 });
 
-describe('etcd backend: a watch etcd refuses at creation does not hold up the others on the shared stream', () => {
+describe('etcd backend with authentication: a watch etcd refuses at creation does not hold up the others', () => {
   let authed: EtcdServer;
   const PASSWORD = 'vip-Secr3t-pw';
   before(async () => {
@@ -390,24 +400,23 @@ describe('etcd backend: a watch etcd refuses at creation does not hold up the ot
     await authed?.dispose();
   });
 
-  it('with authentication too, one TCP connection carries every call (Authenticate included)', async () => {
+  it('with authentication too: Authenticate rides on the reads\' connection, one more per watch', async () => {
     const keys = ['/allowed/a/leader', '/allowed/b/leader'];
     await authed.client().put(keys[0]!).value('node-a');
     const child = new ChildSource({ endpoints: authed.endpoints, user: 'vip', password: PASSWORD, retryAfter: 250, retryNum: 3, leaseCheckInterval: 1000, keys, prefixes: ['/allowed/a/'] });
     children.push(child);
     for (const s of [...keys, '/allowed/a/']) await waitOn(child, s, (l) => l.kind === 'value', FIRST_VIEW_MS, 'first value');
     const port2 = Number(new URL(authed.clientUrl).port);
-    const conns = connectionsTo(child.proc.pid!, port2);
-    assert.equal(conns.length, 1, `one TCP connection with auth: ${conns.join('; ')}`);
+    assertConnections(child.proc.pid!, 3, 'with auth', port2);
     const from = child.lines.length;
     await authed.client().put(keys[1]!).value('node-b');
     await waitOn(child, keys[1]!, isVal('node-b'), EVENT_MS, 'a flip with auth', from);
-    assert.equal(connectionsTo(child.proc.pid!, port2).length, 1, 'still one');
+    assertConnections(child.proc.pid!, 3, 'still', port2);
     const { code } = await child.close(10_000);
     assert.equal(code, 0, `the child exits by itself after close (stderr: ${child.stderrText})`);
   });
 
-  it('permission denied on one watch: the next one on the stream is created at once (etcd3 1.1.2 would leave it waiting)', async () => {
+  it('permission denied on one watch: another one opened at the same time is created at once', async () => {
     const conn = new EtcdConnection({ endpoints: authed.endpoints, user: 'vip', password: PASSWORD }, silentLogger());
     const got: Record<'denied' | 'allowed', string[]> = { denied: [], allowed: [] };
     const handlers = (name: 'denied' | 'allowed') => ({
@@ -416,17 +425,16 @@ describe('etcd backend: a watch etcd refuses at creation does not hold up the ot
       onFailure: (e: unknown) => got[name].push(`failed: ${(e as Error).message}`),
     });
     try {
-      // Both attached before the stream is open: etcd3 creates them one after the other on it.
       const started = performance.now();
-      const denied = new KeyWatch(conn.client, '/forbidden/leader', '1', handlers('denied'));
-      const allowed = new KeyWatch(conn.client, '/allowed/leader', '1', handlers('allowed'));
+      const denied = new KeyWatch(conn.gateway, '/forbidden/leader', '1', handlers('denied'));
+      const allowed = new KeyWatch(conn.gateway, '/allowed/leader', '1', handlers('allowed'));
       while (got.denied.length === 0 || got.allowed.length === 0) {
         if (performance.now() - started > WATCH_CREATE_TIMEOUT_MS + 5000) assert.fail(`no outcome: ${JSON.stringify(got)}`);
         await sleep(20);
       }
       assert.equal(got.denied.length, 1);
       assert.match(got.denied[0]!, /^failed: .*permission denied/);
-      assert.deepEqual(got.allowed, ['connected'], 'the watch queued behind the refused one is created');
+      assert.deepEqual(got.allowed, ['connected'], 'the other watch is created');
       await authed.client().put('/allowed/leader').value('node-a');
       while (got.allowed.length < 2) {
         if (performance.now() - started > 10_000) assert.fail(`no event: ${JSON.stringify(got)}`);

@@ -59,16 +59,17 @@ describe('etcd connections: TCP keepalive and TCP_INFO', () => {
     for (const kind of ['plain', 'TLS'] as const) {
       it(`${kind}: the connection a call opens is tuned and tracked until the client closes`, async () => {
         const server = kind === 'plain' ? plain : tls;
-        const { client, liveness } = buildEtcdClient({ endpoints: server.endpoints, ...(kind === 'TLS' ? { caFile: pki.ca } : {}) });
+        const { gateway, liveness } = buildEtcdClient({ endpoints: server.endpoints, ...(kind === 'TLS' ? { caFile: pki.ca } : {}) });
         try {
           assert.deepEqual(liveness.connections(), [], 'nothing dialled before the first call');
-          await client.get('/service/x/leader').string();
+          await gateway.range({ key: Buffer.from('/service/x/leader') });
           const conns = liveness.connections();
           assert.equal(conns.length, 1, `one connection: ${JSON.stringify(conns)}`);
           assert.equal(conns[0]!.target, new URL(server.endpoints[0]!).host);
           assertTuned(conns[0]!.fd);
         } finally {
-          client.close();
+          liveness.stop();
+          gateway.close();
         }
         // The socket's 'close' comes on a later tick: wait for it (bounded), then check.
         for (let i = 0; i < 200 && liveness.connections().length > 0; i++) await new Promise<void>((r) => setImmediate(r));

@@ -10,12 +10,12 @@ import { execFile } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { createServer } from 'node:http';
 import https from 'node:https';
-import net, { type AddressInfo } from 'node:net';
+import { type AddressInfo } from 'node:net';
 import tls from 'node:tls';
 import { after, before, describe, test } from 'node:test';
 import { EtcdLeaderSource } from '../../src/dcs/etcd/source.js';
 import { EtcdSourceError } from '../../src/dcs/etcd/errors.js';
-import { EtcdTlsCredentials } from '../../src/dcs/etcd/grpc-tls.js';
+import { buildEtcdClient } from '../../src/dcs/etcd/client.js';
 import { FailoverHttpClient, type AllEndpointsFailedError, type EndpointError } from '../../src/dcs/http-client.js';
 import { PatroniLeaderSource } from '../../src/dcs/patroni/rest-source.js';
 import type { LeaderUnreachable, LeaderView } from '../../src/reconcile/ports.js';
@@ -237,35 +237,33 @@ test('Consul\'s client (default roots plus the CA file): each CA file verifies; 
   assert.equal(await ask(pki.wrongCa), 'tls');
 });
 
-// ---- The gRPC connector itself: SNI and name checks ----
+// ---- The etcd client's own connections: SNI and name checks ----
 
-describe('EtcdTlsCredentials (the connector etcd channels use)', () => {
+describe('the etcd client\'s TLS connections (gateway.ts)', () => {
+  /**
+   * One call through a fresh etcd client to a TLS server with `sans`' certificate that answers
+   * GET /version as etcd does, then closes: the SNI it saw, and the error the call failed with.
+   */
   async function handshake(host: string, sans: ChainPki): Promise<{ sni: string | false | null; error?: NodeJS.ErrnoException }> {
     let sni: string | false | null = false;
-    let served!: () => void;
-    const serverSaw = new Promise<void>((r) => { served = r; });
-    const server = tls.createServer({ cert: readFileSync(sans.serverCert), key: readFileSync(sans.serverKey), ALPNProtocols: ['h2'] }, (s) => {
+    const server = tls.createServer({ cert: readFileSync(sans.serverCert), key: readFileSync(sans.serverKey) }, (s) => {
       sni = s.servername;
-      served();
-      s.end();
+      s.on('error', () => undefined);
+      s.once('data', () => s.end('HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 46\r\nConnection: close\r\n\r\n{"etcdserver":"3.4.23","etcdcluster":"3.4.0"}\n'));
     });
     await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
     const port = (server.address() as AddressInfo).port;
+    const built = buildEtcdClient({ endpoints: [`https://${host}:${port}`], caFile: sans.intermediateOnly });
     try {
-      const creds = new EtcdTlsCredentials(clientSecureContext(readTlsFiles({ caFile: sans.intermediateOnly })));
-      const connector = creds._createSecureConnector({ scheme: 'dns', path: `${host}:${port}` }, {});
-      const socket = net.connect(port, '127.0.0.1');
-      await new Promise((r, j) => socket.once('connect', r).once('error', j));
-      try {
-        const result = await connector.connect(socket);
-        await serverSaw;
-        result.socket.destroy();
-        return { sni };
-      } catch (e) {
-        socket.destroy();
-        return { sni, error: e as NodeJS.ErrnoException };
-      }
+      // The version answer arrives, then the connection closes: the range fails after the handshake.
+      await built.gateway.range({ key: Buffer.from('/k') }, { deadlineMs: 2000 });
+      return { sni };
+    } catch (e) {
+      const err = e as NodeJS.ErrnoException;
+      return /ECONNRESET|socket hang up|closed the connection|ECONNREFUSED|deadline/.test(err.message) && sni !== false ? { sni } : { sni, error: err };
     } finally {
+      built.liveness.stop();
+      built.gateway.close();
       server.close();
     }
   }

@@ -1,7 +1,14 @@
 // The etcd DcsBackend (dcs/session.ts): one connection (connection.ts) for the whole daemon,
 // and on it one source per key (source.ts) and per prefix (prefix-source.ts), each with its own
-// read/watch/retry cycle but all watches on the client's one gRPC stream. A flip of one key
-// reaches only its own source: etcd sends a watch's events to that watch alone.
+// read/watch/retry cycle and its own watch request. A flip of one key reaches only its own
+// source: etcd sends a watch's events to that watch alone.
+//
+// One watch request per subject, not one watch on the subjects' common prefix (what the Consul
+// backend does): an extra subject costs one idle connection, whose keepalive the kernel answers
+// without waking this process, while a common prefix of two keys is usually a whole namespace
+// (/service/) where every Patroni member writes its member and status keys every loop_wait
+// (10 s): events this daemon would wake up for, parse and drop, forever. A single subject (one
+// VIP) watches exactly its key.
 import type { Logger } from '../../log.js';
 import type { DcsBackend } from '../session.js';
 import type { KeySetSource } from '../key-set.js';

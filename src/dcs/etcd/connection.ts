@@ -1,20 +1,25 @@
 // The one etcd client a daemon keeps, whatever number of keys and prefixes it watches: one
-// member in use at a time (endpoints.ts), one TCP connection to it (grpc-js shares one
-// subchannel between the KV, Watch and Lease services of a client, because they are built with
-// the same credentials object and options), and one gRPC watch stream (etcd3's WatchManager
-// attaches every watcher of a client to a single stream). Sources register here; what is
-// shared is decided here, once for all of them:
+// member in use at a time (endpoints.ts), one keep-alive connection to it for the unary calls,
+// and one streaming request (so one connection) per watched subject (gateway.ts: Go's HTTP/1
+// server takes one create_request per request). Sources register here; what is shared is
+// decided here, once for all of them:
 //   - the start-up warnings about TLS files and mixed schemes (one line, not one per source);
-//   - the silent-connection check (tcp.ts): when the connection the watches ride on goes
-//     quiet, ONE serializable count_only Range proves it alive for every source; if it gets no
-//     answer, the connection is closed and every source watching on it fails at once (an
-//     unreachable view each) and re-reads.
-import type { Etcd3 } from 'etcd3';
+//   - the silent-connection check (tcp.ts): when a connection to the member being watched goes
+//     quiet, ONE serializable count_only Range proves the member reachable for every source; if
+//     it gets no answer, the connection is closed and every watching source fails at once (an
+//     unreachable view each) and re-reads;
+//   - the frozen-member check: while a watch is open and nothing came from the member for
+//     KEEPALIVE_TIME_MS, the same Range with a KEEPALIVE_TIMEOUT_MS deadline (client.ts).
+import { performance } from 'node:perf_hooks';
 import type { Logger } from '../../log.js';
-import { buildEtcdClient, effectiveEtcdHosts, type EtcdClientOptions } from './client.js';
+import { wakeups } from '../../wakeups.js';
+import { buildEtcdClient, effectiveEtcdHosts, KEEPALIVE_TIME_MS, KEEPALIVE_TIMEOUT_MS, type EtcdClientOptions } from './client.js';
 import type { EndpointHealth } from './endpoints.js';
 import { EtcdSourceError } from './errors.js';
+import { hostPort, type EtcdGateway } from './gateway.js';
 import type { SuspectConnection, TcpLiveness } from './tcp.js';
+
+export { hostPort } from './gateway.js';
 
 /**
  * How long a suspect connection (tcp.ts) has to answer a serializable Range. etcd answers
@@ -25,13 +30,10 @@ import type { SuspectConnection, TcpLiveness } from './tcp.js';
  * Silent partition noticed within SUSPECT_MS + CONFIRM_MS = 1.55 s of the last sign of life.
  */
 export const CONFIRM_MS = 300;
+/** The frozen-member check may run this much before its time, to share a wake-up (wakeups.ts). */
+const FROZEN_CHECK_SLACK_MS = 500;
 
-/** host:port of an endpoint URL, as grpc-js names the channel's target. */
-export function hostPort(endpoint: string): string {
-  return endpoint.replace(/^[a-z][a-z0-9+.-]*:\/\//i, '');
-}
-
-/** What a source offers the silent-connection check while it has a watch open. */
+/** What a source offers the liveness checks while it has a watch open. */
 export interface WatchingProbe {
   /** A key the source may read (the check's Range reads it, count only). */
   readonly key: Buffer;
@@ -46,16 +48,20 @@ export interface ConnectionUser {
 }
 
 export class EtcdConnection {
-  readonly client: Etcd3;
+  readonly gateway: EtcdGateway;
   readonly health: EndpointHealth;
   readonly liveness: TcpLiveness;
   private readonly users = new Set<ConnectionUser>();
   private closed = false;
+  /** The confirming read in flight, shared by every connection suspected meanwhile. */
+  private confirming: Promise<boolean> | null = null;
+  private frozenProbe = false;
+  private frozenScheduled = false;
 
   /** Reads the TLS files now: a missing file is a configuration error (thrown), not an outage. */
   constructor(readonly opts: EtcdClientOptions, private readonly log: Logger) {
     const built = buildEtcdClient(opts, (e, target) => {
-      log.warn({ err: e.message, target }, 'etcd: cannot turn on TCP keepalive for this connection; a silent peer is noticed by gRPC keepalive only (about 8 s)');
+      log.warn({ err: e.message, target }, 'etcd: cannot turn on TCP keepalive for this connection; a silent peer is noticed by the frozen-member check only (about 8 s)');
     });
     built.liveness.setConfirm((c) => this.confirmAlive(c));
     const { secure, hosts } = effectiveEtcdHosts(opts.endpoints);
@@ -66,9 +72,10 @@ export class EtcdConnection {
       // etcd's Go client (the original's) does the same: one transport, from the first endpoint.
       log.warn({ endpoints: hosts }, `etcd: dcs-endpoints mix schemes; every endpoint is dialled with the first one's (${secure ? 'https' : 'http'}), as in the original`);
     }
-    this.client = built.client;
+    this.gateway = built.gateway;
     this.health = built.endpoints;
     this.liveness = built.liveness;
+    this.gateway.onStreams = () => this.scheduleFrozenCheck();
   }
 
   /** The endpoint calls currently go to (the member that last answered). */
@@ -84,42 +91,97 @@ export class EtcdConnection {
     };
   }
 
-  /** Closes the client (every channel, every stream). Sources must be closed first. */
+  /** Closes the client (every connection, every watch). Sources must be closed first. */
   close(): void {
     if (this.closed) return;
     this.closed = true;
     this.liveness.stop();
-    this.client.close();
+    wakeups.cancel(this);
+    this.gateway.close();
   }
 
-  /** A connection heard nothing for SUSPECT_MS: prove it alive with one cheap call, or fail every watch on it. */
+  private probes(): WatchingProbe[] {
+    return [...this.users].map((u) => u.watchingProbe()).filter((p): p is WatchingProbe => p !== null);
+  }
+
+  /** Fails every watching source: the member they watch is gone. */
+  private failAll(probes: readonly WatchingProbe[], e: Error): void {
+    for (const p of probes) p.fail(e);
+  }
+
+  /** A connection heard nothing for SUSPECT_MS: prove the member alive with one cheap call, or fail every watch on it. */
   private confirmAlive(c: SuspectConnection): Promise<boolean> {
     const current = this.health.current;
-    const probes = [...this.users].map((u) => u.watchingProbe()).filter((p): p is WatchingProbe => p !== null);
+    const probes = this.probes();
     // Not the member being watched (an idle connection to another one), or no watch to lose:
     // close it; the next call dials afresh.
     if (probes.length === 0 || current === undefined || hostPort(current) !== c.target) return Promise.resolve(false);
-    return new Promise<boolean>((resolve) => {
-      let settled = false;
-      const settle = (alive: boolean, error?: unknown): void => {
-        if (settled) return;
-        settled = true;
-        clearTimeout(timer);
-        if (!alive) {
-          c.close();
-          const e = error instanceof Error ? error : new EtcdSourceError('unavailable', `etcd at ${current} went silent: nothing received for ${c.silentMs} ms (TCP keepalive unanswered) and no answer to a read within ${CONFIRM_MS} ms; network cut or packets dropped?`, current);
-          // Every watch rides on this connection (one stream): all of them are lost.
-          for (const p of probes) p.fail(e);
-        } else {
-          this.log.debug({ endpoint: current, silentMs: c.silentMs, watches: probes.length }, 'etcd: a keepalive probe went unanswered, but the member answered a read');
-        }
-        resolve(alive);
-      };
-      const timer = setTimeout(() => settle(false), CONFIRM_MS);
-      this.client.kv
-        .range({ key: probes[0]!.key, serializable: true, count_only: true })
-        // Answered by another member (etcd3 failed over): the watched one is still silent.
-        .then(() => settle(this.health.current === current), (e: unknown) => settle(false, e));
+    // Every connection to the member goes quiet at once in a partition: one read answers for all.
+    if (this.confirming) return this.confirming;
+    const confirming = this.gateway.range({ key: probes[0]!.key, serializable: true, countOnly: true }, { endpoint: current, deadlineMs: CONFIRM_MS }).then(
+      () => {
+        this.log.debug({ endpoint: current, silentMs: c.silentMs, watches: probes.length }, 'etcd: a keepalive probe went unanswered, but the member answered a read');
+        return true;
+      },
+      (e: unknown) => {
+        const err = e instanceof Error && !/deadline exceeded/.test(e.message)
+          ? e
+          : new EtcdSourceError('unavailable', `etcd at ${current} went silent: nothing received for ${c.silentMs} ms (TCP keepalive unanswered) and no answer to a read within ${CONFIRM_MS} ms; network cut or packets dropped?`, current);
+        // Every watch on the member is lost: each has its own connection there.
+        this.failAll(this.probes(), err);
+        return false;
+      },
+    ).finally(() => {
+      this.confirming = null;
+    });
+    this.confirming = confirming;
+    return confirming;
+  }
+
+  // ---- frozen member ------------------------------------------------------------------------
+
+  private scheduleFrozenCheck(): void {
+    if (this.closed || this.gateway.openStreams === 0) {
+      wakeups.cancel(this);
+      this.frozenScheduled = false;
+      return;
+    }
+    if (this.frozenScheduled || this.frozenProbe) return;
+    this.frozenScheduled = true;
+    const due = Math.max(0, this.gateway.lastHeard + KEEPALIVE_TIME_MS - performance.now());
+    // Not ref'd: an open watch alone must not keep a closing process alive on this timer.
+    wakeups.schedule(this, Math.max(0, due - FROZEN_CHECK_SLACK_MS), due, () => {
+      this.frozenScheduled = false;
+      this.frozenCheck();
+    }, false);
+  }
+
+  private frozenCheck(): void {
+    if (this.closed || this.gateway.openStreams === 0) return;
+    const quiet = performance.now() - this.gateway.lastHeard;
+    const current = this.health.current;
+    if (quiet < KEEPALIVE_TIME_MS - FROZEN_CHECK_SLACK_MS || current === undefined) {
+      this.scheduleFrozenCheck();
+      return;
+    }
+    const probes = this.probes();
+    if (probes.length === 0) {
+      this.scheduleFrozenCheck();
+      return;
+    }
+    this.frozenProbe = true;
+    void this.gateway.range({ key: probes[0]!.key, serializable: true, countOnly: true }, { endpoint: current, deadlineMs: KEEPALIVE_TIMEOUT_MS }).then(
+      () => undefined,
+      (e: unknown) => {
+        if (this.closed) return;
+        const err = e instanceof Error && !/deadline exceeded/.test(e.message)
+          ? e
+          : new EtcdSourceError('unavailable', `etcd at ${current} stopped answering: nothing received for ${Math.round(quiet)} ms and no answer to a read within ${KEEPALIVE_TIMEOUT_MS} ms (member frozen or stuck?)`, current);
+        this.failAll(this.probes(), err);
+      },
+    ).finally(() => {
+      this.frozenProbe = false;
+      this.scheduleFrozenCheck();
     });
   }
 }

@@ -7,19 +7,21 @@
 // TTL to whole seconds and counts from when it answered, which is after we sent: the lease
 // cannot expire before that deadline, so it is a sound (conservative) bound.
 import { performance } from 'node:perf_hooks';
-import { EtcdLeaseInvalidError, type Etcd3 } from 'etcd3';
+import { EtcdGatewayError, GrpcCode, type EtcdGateway } from './gateway.js';
 
 /** The lease id etcd reports for a key without a lease. */
 export const NO_LEASE = '0';
 
 /** One query: the earliest moment the lease could expire (ms, performance.now() clock). */
-export async function queryLeaseDeadline(client: Etcd3, leaseId: string): Promise<number> {
+export async function queryLeaseDeadline(gateway: EtcdGateway, leaseId: string): Promise<number> {
   const sentAt = performance.now();
   try {
-    const res = await client.leaseClient.leaseTimeToLive({ ID: leaseId });
-    return leaseDeadline(sentAt, Number(res.TTL), Number(res.grantedTTL));
+    // POST /v3/lease/timetolive; TTL and grantedTTL are int64s, so strings in the JSON.
+    const res = await gateway.leaseTimeToLive(leaseId);
+    return leaseDeadline(sentAt, res.ttl, res.grantedTtl);
   } catch (e) {
-    if (e instanceof EtcdLeaseInvalidError) return sentAt;
+    // "requested lease not found" (etcd before 3.3 answered so; later ones answer TTL -1).
+    if (e instanceof EtcdGatewayError && e.code === GrpcCode.NotFound) return sentAt;
     throw e;
   }
 }

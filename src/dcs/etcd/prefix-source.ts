@@ -9,38 +9,24 @@
 // trigger-key (a prefix that covers many clusters, or "/"), and reading it on every change would
 // cost the daemon and etcd dearly: it is reported as a failure ("too-large") with the numbers,
 // like an outage, and retried with the backoff (the keys may be cleaned up).
-import type { IRangeResponse } from 'etcd3';
 import type { KeySetSource, KeySetValue, KeySetView, KeyValue } from '../key-set.js';
 import type { Logger } from '../../log.js';
 import type { EtcdConnection } from './connection.js';
 import { EtcdSourceError } from './errors.js';
-import type { KeyEvent } from './watch.js';
+import { EtcdResponseTooLargeError, MAX_RESPONSE_BYTES, type RangeResponse } from './gateway.js';
+import { prefixRangeEnd, type KeyEvent } from './watch-stream.js';
 import { EtcdWatchLoop, type RetryOptions } from './watch-loop.js';
 
 /** Most keys a watched prefix may hold (Patroni: tens per cluster). */
 export const MAX_PREFIX_KEYS = 10_000;
 /**
- * Most bytes (keys and values) a watched prefix may hold. Below grpc-js's default 4 MiB limit
- * on one received message, so a read that large is refused by us, with the numbers, rather than
- * by gRPC with "Received message larger than max".
+ * Most bytes (keys and values) a watched prefix may hold. Its JSON answer (base64, framing) is
+ * then ~5.3 MB, below the largest answer the client accepts (gateway.ts MAX_RESPONSE_BYTES), so
+ * a prefix that large is refused by us, with the numbers, rather than cut off unread.
  */
 export const MAX_PREFIX_BYTES = 3 * 1024 * 1024;
 
-/**
- * The end of etcd's range for every key starting with `prefix`: the prefix with its last byte
- * that is not 0xff incremented and what follows it dropped (etcd's clientv3.GetPrefixRangeEnd);
- * "\0" (no end) when every byte is 0xff.
- */
-export function prefixRangeEnd(prefix: Buffer): Buffer {
-  for (let i = prefix.length - 1; i >= 0; i--) {
-    if (prefix[i]! < 0xff) {
-      const end = Buffer.from(prefix.subarray(0, i + 1));
-      end[i]! += 1;
-      return end;
-    }
-  }
-  return Buffer.from([0]);
-}
+export { prefixRangeEnd } from './watch-stream.js';
 
 function tooLarge(prefix: string, what: string): EtcdSourceError {
   return new EtcdSourceError('too-large', `etcd prefix ${prefix} holds ${what}; a Patroni cluster has tens of keys: is the trigger-key (<namespace>/<scope>/leader) right?`, undefined);
@@ -67,17 +53,16 @@ export class EtcdPrefixSource extends EtcdWatchLoop<KeySetValue> implements KeyS
     this.log.info({ endpoints: this.conn.opts.endpoints, prefix: this.prefix, user: this.conn.opts.user }, 'etcd: reading keys under prefix');
   }
 
-  protected range(): Promise<IRangeResponse> {
+  protected range(): Promise<RangeResponse> {
     // One more than allowed: `more` (or that extra key) says the prefix is too large.
-    return this.conn.client.kv.range({ key: this.keyBytes, range_end: this.rangeEnd, limit: MAX_PREFIX_KEYS + 1 }).catch((e: unknown) => {
-      // Beyond grpc-js's limit on one message: gRPC refuses the answer before we could count it.
-      const m = /Received message larger than max \((\d+) vs\.? (\d+)\)/.exec(e instanceof Error ? e.message : '');
-      if (m) throw tooLarge(this.prefix, `more than ${m[2]} bytes (an answer of ${m[1]} bytes; the limit is ${MAX_PREFIX_BYTES})`);
+    return this.conn.gateway.range({ key: this.keyBytes, rangeEnd: this.rangeEnd, limit: MAX_PREFIX_KEYS + 1 }).catch((e: unknown) => {
+      // Beyond the largest answer the client takes: refused before we could count it.
+      if (e instanceof EtcdResponseTooLargeError) throw tooLarge(this.prefix, `more than ${MAX_PREFIX_BYTES} bytes (an answer of more than ${MAX_RESPONSE_BYTES} bytes; the limit is ${MAX_PREFIX_BYTES})`);
       throw e;
     });
   }
 
-  protected applyRead(res: IRangeResponse, sentAt: number): void {
+  protected applyRead(res: RangeResponse, sentAt: number): void {
     if (res.more || res.kvs.length > MAX_PREFIX_KEYS) throw tooLarge(this.prefix, `more than ${MAX_PREFIX_KEYS} keys (the limit)`);
     const kvs = new Map<string, KeyValue>();
     let bytes = 0;

@@ -1,7 +1,8 @@
 // The etcd (v3 API) leader source: reads the trigger key once, then watches it from the
-// revision after that read, so at idle the only traffic is gRPC keepalive pings plus, when the
-// key has a lease, one LeaseTimeToLive call per `lease-check-interval`, plus the kernel's TCP
-// keepalive probes (tcp.ts), which this process only reads about once a second.
+// revision after that read, so at idle the only traffic is, when the key has a lease, one
+// LeaseTimeToLive call per `lease-check-interval` (without one, the frozen-member check's read
+// every 5.5 s: connection.ts), plus the kernel's TCP keepalive probes (tcp.ts), which this
+// process only reads about once a second.
 //
 // The read/watch/retry state machine is watch-loop.ts (shared with the prefix source); this
 // file adds what only a leader key has: its lease. The lease tracker queries the key's lease
@@ -9,12 +10,12 @@
 // a failed query is a failure like any other. Built alone (tests, tools) the source has its
 // own client; built by a backend (backend.ts) it shares the daemon's one connection.
 import { performance } from 'node:perf_hooks';
-import type { IRangeResponse } from 'etcd3';
 import type { Logger } from '../../log.js';
 import { EtcdConnection } from './connection.js';
 import type { EtcdClientOptions } from './client.js';
+import type { RangeResponse } from './gateway.js';
 import { LeaseTracker, NO_LEASE, queryLeaseDeadline } from './lease.js';
-import type { KeyEvent } from './watch.js';
+import type { KeyEvent } from './watch-stream.js';
 import { EtcdWatchLoop, type RetryOptions } from './watch-loop.js';
 import { leaderValue, sameBytes } from '../leader-value.js';
 import type { LeaderSource, LeaderValue, LeaderView } from '../../reconcile/ports.js';
@@ -61,7 +62,7 @@ export class EtcdLeaderSource extends EtcdWatchLoop<LeaderValue> implements Lead
     const key = opts.triggerKey;
     super(conn ?? new EtcdConnection(opts, log), opts, log, { subject: key, noun: 'leader key', fields: { key }, probeKey: key, errorKey: key }, conn === undefined);
     this.keyBytes = Buffer.from(key);
-    this.lease = new LeaseTracker((id) => queryLeaseDeadline(this.conn.client, id), opts.leaseCheckInterval, {
+    this.lease = new LeaseTracker((id) => queryLeaseDeadline(this.conn.gateway, id), opts.leaseCheckInterval, {
       onDeadline: (id, deadline) => this.onLeaseDeadline(id, deadline),
       onError: (e) => this.fail(this.session, e),
     });
@@ -75,11 +76,11 @@ export class EtcdLeaderSource extends EtcdWatchLoop<LeaderValue> implements Lead
     this.log.info({ endpoints: this.conn.opts.endpoints, key: this.opts.triggerKey, user: this.conn.opts.user }, 'etcd: reading leader key');
   }
 
-  protected range(): Promise<IRangeResponse> {
-    return this.conn.client.kv.range({ key: this.keyBytes });
+  protected range(): Promise<RangeResponse> {
+    return this.conn.gateway.range({ key: this.keyBytes });
   }
 
-  protected applyRead(res: IRangeResponse, sentAt: number): void {
+  protected applyRead(res: RangeResponse, sentAt: number): void {
     const kv = res.kvs[0];
     const lease = kv?.lease && kv.lease !== NO_LEASE ? kv.lease : NO_LEASE;
     this.emitValue({

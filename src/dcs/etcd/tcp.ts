@@ -2,23 +2,19 @@
 // within about a second and a half, for one timer wake-up a second and one getsockopt, without
 // breaking etcd's keepalive policy.
 //
-// Why not gRPC keepalive alone: etcd's server refuses HTTP/2 pings closer than
-// --grpc-keepalive-min-time (default 5 s) apart unless it sent data in between (grpc-go
-// http2_server handlePing: a strike per early ping, GOAWAY ENHANCE_YOUR_CALM "too_many_pings"
-// at the third; in etcd 3.4 and 3.5 alike), so HTTP/2 pings cannot come more often than every
-// 5 s on an idle watch. Why not an application probe every second: measured at 1 Hz on a
-// (shared, loaded) 2-core machine, a serializable Range through etcd3/grpc-js added 0.25–0.4 %
-// of a core and a watch progress request 0.1–0.2 %, against a budget of 0.02 %; and etcd
-// 3.5.22+ does not even answer a progress request for a watch that starts at a future revision
-// (ours does: it starts right after the read).
+// Why not an application probe every second: measured at 1 Hz on a (shared, loaded) 2-core
+// machine, a serializable Range through etcd3/grpc-js added 0.25–0.4 % of a core (about 0.1 %
+// still over the JSON gateway, ~1 ms per call), against a budget of 0.02 %; and a watch request
+// over HTTP/1.1 cannot carry a progress request at all (its body is read before the answer
+// starts, gateway.ts).
 //
 // What is used instead: the kernel's TCP keepalive on every etcd connection, 1 s idle and 1 s
-// between probes. The kernel sends the probe and the peer's kernel answers it; etcd's HTTP/2
-// layer never sees it, so its ping policy does not apply, and it costs this process nothing.
+// between probes. The kernel sends the probe and the peer's kernel answers it; etcd never sees
+// it, and it costs this process nothing.
 // A timer here, woken about once a second, reads TCP_INFO (one getsockopt): when nothing at all
 // (ACK or data) came back from the peer for SUSPECT_MS (one probe interval plus a margin for
 // the round trip and the kernel's timer slack), the connection is suspect, and the owner
-// confirms with a cheap call of its own (etcd.ts: a serializable Range with a short
+// confirms with a cheap call of its own (connection.ts: a serializable Range with a short
 // deadline, which TCP retransmits after its 200 ms minimum RTO if a segment is lost, so one
 // lost keepalive probe is not an outage). The kernel gives up by itself after KEEPALIVE_COUNT
 // unanswered probes, should this process not look.
@@ -86,10 +82,10 @@ export function tuneKeepalive(socket: Socket): number {
 }
 
 export interface SuspectConnection {
-  /** host:port the connection was dialled for (the channel's target). */
+  /** host:port the connection was dialled for. */
   readonly target: string;
   readonly silentMs: number;
-  /** Closes the connection now (grpc-js dials a new one for the next call). */
+  /** Closes the connection now (the next call dials a new one). */
   close(): void;
 }
 
@@ -126,7 +122,7 @@ export class TcpLiveness {
     try {
       fd = tuneKeepalive(socket);
     } catch (e) {
-      // Still usable: gRPC keepalive notices a silent peer, only later (etcd-client.ts).
+      // Still usable: the frozen-member check notices a silent peer, only later (connection.ts).
       this.onError(e as Error, target);
       return;
     }
@@ -166,7 +162,7 @@ export class TcpLiveness {
     for (const t of this.tracked) {
       if (t.socket.destroyed) continue;
       const silent = silentForMs(t.fd, this.info, this.infoLen);
-      if (silent === null) continue; // closing, or not (yet) established: grpc-js handles it
+      if (silent === null) continue; // closing, or not (yet) established: the call's own error or deadline handles it
       if (silent < SUSPECT_MS) {
         next = Math.min(next, SUSPECT_MS - silent);
         continue;

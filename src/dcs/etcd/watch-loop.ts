@@ -31,12 +31,12 @@
 //   Every async callback carries the session number it belongs to; late answers of an
 //   abandoned session are dropped, so views are never emitted out of order.
 import { performance } from 'node:perf_hooks';
-import type { IRangeResponse } from 'etcd3';
 import type { Logger } from '../../log.js';
 import { Backoff } from '../../backoff.js';
 import type { EtcdConnection, WatchingProbe } from './connection.js';
 import { describeEtcdError, EtcdSourceError } from './errors.js';
-import { KeyWatch, type KeyEvent, type WatchSubject } from './watch.js';
+import type { RangeResponse } from './gateway.js';
+import { KeyWatch, type KeyEvent, type WatchSubject } from './watch-stream.js';
 
 /**
  * A watch confirmed at least this long ago counts as a healthy session: when it breaks, the
@@ -115,9 +115,9 @@ export abstract class EtcdWatchLoop<V extends { readonly kind: 'value' }> {
   }
 
   /** The linearizable Range of this subject (the first read of each session). */
-  protected abstract range(): Promise<IRangeResponse>;
+  protected abstract range(): Promise<RangeResponse>;
   /** Turns the read into a value view (and emits it: always, it starts a session). May throw: a failure. */
-  protected abstract applyRead(res: IRangeResponse, sentAt: number): void;
+  protected abstract applyRead(res: RangeResponse, sentAt: number): void;
   /** Turns one watch response into a value view (emitted if it changed anything). May throw: a failure. */
   protected abstract applyEvents(events: KeyEvent[], receivedAt: number): void;
   /** The log line at start(). */
@@ -166,7 +166,7 @@ export abstract class EtcdWatchLoop<V extends { readonly kind: 'value' }> {
   // ---- watching ---------------------------------------------------------------------------
 
   private startWatch(session: number, fromRevision: string): void {
-    const watch = new KeyWatch(this.conn.client, this.label.subject, fromRevision, {
+    const watch = new KeyWatch(this.conn.gateway, this.label.subject, fromRevision, {
       onConnected: () => {
         if (session !== this.session || this.state.name !== 'watching') return;
         this.state.confirmedAt = performance.now();
