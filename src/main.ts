@@ -1,6 +1,6 @@
 // The executable's entry: command line → configuration → (check-config | daemon).
 // Returns the process exit code; nothing here calls process.exit, so output is always flushed.
-// The configuration layer (commander, yaml, zod and the schema) and the daemon are imported
+// The configuration layer (commander, yaml, valibot and the schema) and the daemon are imported
 // only when needed: a plain `--version` loads neither.
 import { hostname } from 'node:os';
 import { versionText } from './version.js';
@@ -43,17 +43,5 @@ export async function main(argv: readonly string[]): Promise<number> {
   }
   if (cli.diagnose) return (await import('./diagnose/run.js')).runDiagnose(loaded);
   const { runDaemon } = await import('./daemon/run.js');
-  await flushCompileCache();
   return runDaemon(loaded, () => loadFromCommandLine(cli, { env: process.env, hostname: hostname() }));
-}
-
-/**
- * With a compile cache (the package's launcher enables one in the service's CacheDirectory=),
- * Node writes a new entry only at exit; a daemon stopped by SIGKILL or a crash would never leave
- * one. Written once the daemon's code is compiled, so the next start finds it whatever happens.
- * Node < 22.10 has no such call (the checkout's Node 20): then nothing happens.
- */
-async function flushCompileCache(): Promise<void> {
-  const mod = (await import('node:module')) as { getCompileCacheDir?: () => string | undefined; flushCompileCache?: () => void };
-  if (mod.getCompileCacheDir?.() !== undefined) mod.flushCompileCache?.();
 }

@@ -56,7 +56,7 @@ function copyright(licenseText) {
     "Copyright: 2019 Michael Banck (Debian's vip-manager packaging, kept identical)",
     'License: BSD-2-Clause',
     '',
-    'Files: usr/lib/vip-manager/node usr/lib/vip-manager/vip-manager.mjs usr/lib/vip-manager/node_modules/*',
+    'Files: usr/lib/vip-manager/node usr/lib/vip-manager/app/* usr/lib/vip-manager/node_modules/*',
     'Copyright: the Node.js contributors and the authors of the bundled packages',
     'License: various (MIT, ISC, Apache-2.0, BSD)',
     ' The full texts are in /usr/share/doc/vip-manager/THIRD-PARTY-LICENSES.',

@@ -2,7 +2,10 @@
 // root directory, for one architecture:
 //   /usr/bin/vip-manager                       launcher: runs the bundle on the embedded runtime
 //   /usr/lib/vip-manager/node                  the pinned Node.js runtime (packaging/runtime.json)
-//   /usr/lib/vip-manager/vip-manager.mjs       the daemon and its JavaScript dependencies, one file
+//   /usr/lib/vip-manager/app/vip-manager.mjs   the bundle's entry, which the launcher runs
+//   /usr/lib/vip-manager/app/*-<hash>.mjs      the rest of the daemon and its JavaScript
+//                                              dependencies, in chunks loaded when a run needs
+//                                              them (packaging/lib/bundle.mjs)
 //   /usr/lib/vip-manager/node_modules/@koromix/koffi-linux-<arch>/   koffi's native module
 //   /usr/share/vip-manager/vip-manager.yml     the sample configuration (postinst / %config copy
 //                                              it to /etc/default/vip-manager.yml)
@@ -14,11 +17,15 @@ import { dirname, join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { gzipSync } from 'node:zlib';
 import { archByName } from './arch.mjs';
-import { bundle } from './bundle.mjs';
+import { bundle, ENTRY_FILE } from './bundle.mjs';
 import { koffiPackage } from './koffi.mjs';
 import { fetchRuntime, readPin } from './runtime.mjs';
 
 export const APP_DIR = 'usr/lib/vip-manager';
+/** The bundle's directory under APP_DIR: the entry and its chunks, nothing else. */
+export const BUNDLE_DIR = 'app';
+/** What the launcher runs, relative to APP_DIR. */
+export const BUNDLE_ENTRY = `${BUNDLE_DIR}/${ENTRY_FILE}`;
 export const CONFIG_PATH = 'etc/default/vip-manager.yml';
 export const SAMPLE_CONFIG_PATH = 'usr/share/vip-manager/vip-manager.yml';
 /** Debian's template for `pg_createconfig_patroni --vip` (postgresql-common), as Debian ships it. */
@@ -64,14 +71,21 @@ function normaliseModes(dir) {
   }
 }
 
-/** The npm packages whose code the bundle holds, from esbuild's list of inputs. */
+/**
+ * The npm packages whose code the bundle holds, from esbuild's list of inputs: their directories
+ * relative to the repository, nested copies (node_modules/a/node_modules/b, another version of
+ * b than the top-level one) included.
+ */
 function bundledPackages(inputs) {
-  const names = new Set();
+  const dirs = new Set();
   for (const input of inputs) {
-    const m = /(?:^|\/)node_modules\/((?:@[^/]+\/)?[^/]+)\//.exec(input);
-    if (m) names.add(m[1]);
+    // Modules of a plugin's namespace ("vip-builtin:node:fs for ...") are no files.
+    if (/^[a-z-]+:/.test(input)) continue;
+    const m = /^(.*node_modules\/(?:@[^/]+\/)?[^/]+)\//.exec(input);
+    if (m) dirs.add(m[1]);
   }
-  return [...names].sort();
+  const name = (dir) => dir.replace(/^.*node_modules\//, '');
+  return [...dirs].sort((a, b) => name(a).localeCompare(name(b)) || a.localeCompare(b));
 }
 
 /**
@@ -79,17 +93,20 @@ function bundledPackages(inputs) {
  * packages, koffi's native module, the Node.js runtime): their licences require the notices to
  * travel with the code.
  */
-function thirdPartyLicenses(repo, packages, koffi, runtimeDir, pin) {
+function thirdPartyLicenses(repo, packageDirs, koffi, runtimeDir, pin) {
   const parts = [];
   const licenseText = (dir) => {
     const f = readdirSync(dir).find((n) => /^(licen[cs]e|copying)(\.(md|txt))?$/i.test(n));
     return f ? readFileSync(join(dir, f), 'utf8').trim() : null;
   };
-  for (const name of packages) {
-    const dir = join(repo, 'node_modules', name);
+  const seen = new Set();
+  for (const rel of packageDirs) {
+    const dir = join(repo, rel);
     const pkg = JSON.parse(readFileSync(join(dir, 'package.json'), 'utf8'));
+    if (seen.has(`${pkg.name}@${pkg.version}`)) continue;
+    seen.add(`${pkg.name}@${pkg.version}`);
     const text = licenseText(dir);
-    parts.push(`${name} ${pkg.version} (${pkg.license ?? 'see package'})\n\n${text ?? `License: ${pkg.license} (the package ships no licence file)`}`);
+    parts.push(`${pkg.name} ${pkg.version} (${pkg.license ?? 'see package'})\n\n${text ?? `License: ${pkg.license} (the package ships no licence file)`}`);
   }
   parts.push(`${koffi.name} ${koffi.version} (MIT)\n\n${licenseText(join(repo, 'node_modules', 'koffi')) ?? 'License: MIT'}`);
   parts.push(`Node.js ${pin.node} (MIT and the licences of the components it bundles)\n\n${readFileSync(join(runtimeDir, 'LICENSE'), 'utf8').trim()}`);
@@ -118,7 +135,9 @@ export async function stage({ repo, root, arch, unitDir, sampleConfig, withPatro
   mkdirSync(app, { recursive: true });
   const runtimeDir = fetchRuntime(a.key, pin);
   copyFile(join(runtimeDir, 'bin', 'node'), join(app, 'node'), 0o755);
-  const { inputs } = await bundle({ repo, outfile: join(app, 'vip-manager.mjs'), buildInfo: info });
+  const { inputs } = await bundle({ repo, outdir: join(app, BUNDLE_DIR), buildInfo: info });
+  const launcher = readFileSync(join(repo, 'packaging', 'vip-manager.launcher'), 'utf8');
+  if (!launcher.includes(`"$lib/${BUNDLE_ENTRY}"`)) throw new StageError(`packaging/vip-manager.launcher does not run "$lib/${BUNDLE_ENTRY}"`);
   const koffi = koffiPackage(repo, a.key);
   const koffiDest = join(app, 'node_modules', koffi.name);
   for (const f of ['package.json', 'index.js', 'README.md']) {

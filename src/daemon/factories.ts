@@ -7,16 +7,19 @@ import type { EtcdSourceOptions } from '../dcs/etcd/source.js';
 import type { PatroniSourceOptions } from '../dcs/patroni/rest-source.js';
 import type { Logger } from '../log.js';
 import type { VipMetrics } from '../ops/metrics.js';
-import type { DcsBackend, DcsSession, RoleSourceFactory } from '../dcs/session.js';
+import { DcsSession, type DcsBackend } from '../dcs/session.js';
+import { roleSource } from '../dcs/role-source.js';
+import { registerBasicAuth } from '../ops/redact.js';
 import type { LeaderSource, VipManager } from '../reconcile/ports.js';
 
 /**
  * The one DCS session of the daemon (dcs/session.ts): one client or query loop for every entry.
- * The role VIPs' code is loaded with the session (it is small); each DCS's only when configured.
+ * The session and the role VIPs' code come with this module (every daemon has a session, and
+ * both are small: a lazy import of each would cost a start more, in the package's chunk files,
+ * than it saves); each DCS's only when configured.
  */
 export async function createDcsSession(cfg: Config, log: Logger): Promise<DcsSession> {
-  const [{ DcsSession }, roles] = await Promise.all([import('../dcs/session.js'), roleSourceFactory()]);
-  return new DcsSession(await createBackend(cfg, log), roles, log);
+  return new DcsSession(await createBackend(cfg, log), roleSource, log);
 }
 
 async function createBackend(cfg: Config, log: Logger): Promise<DcsBackend> {
@@ -38,10 +41,6 @@ async function createBackend(cfg: Config, log: Logger): Promise<DcsBackend> {
       };
     }
   }
-}
-
-async function roleSourceFactory(): Promise<RoleSourceFactory> {
-  return (await import('../dcs/role-source.js')).roleSource;
 }
 
 /** The etcd source's settings from the configuration (the source never sees the whole Config). */
@@ -114,7 +113,7 @@ export async function createVipManager(cfg: Config, log: Logger, metrics: VipMet
 /** dcs-loss patroni only (`needed`: some entry has it): the poller of this node's Patroni REST API (GET /primary), shared by every entry. */
 export async function createLocalPrimaryPoller(cfg: Config, needed: boolean, log: Logger) {
   if (!needed) return null;
-  const [{ PatroniLocalPrimary }, { registerBasicAuth }] = await Promise.all([import('../dcs/patroni/local-primary.js'), import('../ops/redact.js')]);
+  const { PatroniLocalPrimary } = await import('../dcs/patroni/local-primary.js');
   const user = cfg['patroni-api-user'];
   const password = cfg['patroni-api-password'];
   if (user !== undefined && password !== undefined) registerBasicAuth(user, password);

@@ -5,11 +5,12 @@
 // false) and exits with the signal's code.
 import { readFileSync } from 'node:fs';
 import { performance } from 'node:perf_hooks';
+import { flushCompileCache } from '../compile-cache.js';
 import { EXIT_CONFIG } from '../config/errors.js';
 import type { LoadedConfig } from '../config/load.js';
 import { maskedConfig, maskedEntry } from '../config/render.js';
 import type { DcsSession } from '../dcs/session.js';
-import { createLogger, type Logger } from '../log.js';
+import { openLogger, type Logger } from '../log.js';
 import { createOpsHttp } from '../ops/http.js';
 import { Metrics } from '../ops/metrics.js';
 import { registerConfigSecrets } from '../ops/redact.js';
@@ -76,7 +77,7 @@ export async function runDaemon(loaded: LoadedConfig, reread?: () => LoadedConfi
   // /status answer can show a secret value, even inside a server's error body that echoes our
   // request headers.
   for (const v of loaded.vips) registerConfigSecrets(v.config);
-  const log = createLogger({ format: cfg['log-format'], verbose: cfg.verbose });
+  const log = await openLogger({ format: cfg['log-format'], verbose: cfg.verbose });
   // First of all: until SIGUSR1 has a listener, Node would open its inspector on it. A stop
   // signal during start-up is kept and acted on as soon as the parts to stop exist.
   let stopping = false;
@@ -182,6 +183,8 @@ export async function runDaemon(loaded: LoadedConfig, reread?: () => LoadedConfi
   for (const e of entries) await startEntry(e);
   localPrimary?.start((a) => { for (const e of entries) e.reconciler.setLocalPrimary(a); });
   notifier.start();
+  // Every module this configuration needs is loaded by now (src/compile-cache.ts).
+  await flushCompileCache();
 
   // SIGHUP: one reload at a time; one more if another SIGHUP came meanwhile (it may carry a
   // newer file), never during a stop.

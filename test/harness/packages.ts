@@ -1,7 +1,9 @@
 // The packages, built once per `npm test` run for all the test files that need them (they run
 // in separate processes, two at a time): the first asker builds a package under a lock
 // directory, the others wait for it. Keyed by the build (dist/build-info.json changes with
-// every `npm run build`), so a stale package from an earlier build is never used.
+// every `npm run build`), so a stale package from an earlier build is never used. A process keeps
+// the key it first saw, and packages of another key are removed only when no live process uses
+// them: a rebuild of dist/ while a test file runs must not delete the packages it is checking.
 // Built with xz level 1: the same contents as `npm run package` (level 6), in a fifth of the time.
 import { execFile } from 'node:child_process';
 import { createHash } from 'node:crypto';
@@ -25,6 +27,7 @@ function buildKey(): string {
 }
 
 const memo = new Map<string, Promise<string>>();
+let processKey: string | undefined;
 
 /** The path of the package of `kind` for `arch`, built from the current dist/ if needed. */
 export function builtPackage(kind: PackageKind, arch: PackageArch): Promise<string> {
@@ -39,13 +42,19 @@ export function builtPackage(kind: PackageKind, arch: PackageArch): Promise<stri
 
 async function build(kind: PackageKind, arch: PackageArch): Promise<string> {
   const top = join(REPO, 'build', 'test-packages');
-  const key = buildKey();
+  const key = processKey ??= buildKey();
   const dir = join(top, key, `${kind}-${arch}`);
   const done = join(dir, 'done');
   const lock = join(top, key, `${kind}-${arch}.lock`);
   mkdirSync(join(top, key), { recursive: true });
-  // Older builds' packages are 30 MB each: keep only this build's.
-  for (const old of readdirSync(top)) if (old !== key) rmSync(join(top, old), { recursive: true, force: true });
+  writeFileSync(join(top, key, `user-${process.pid}`), '');
+  // Older builds' packages are 30 MB each: keep only this build's, and those a live process uses.
+  for (const old of readdirSync(top)) {
+    if (old === key) continue;
+    let users: string[] = [];
+    try { users = readdirSync(join(top, old)).filter((n) => /^user-\d+$/.test(n)); } catch { continue; }
+    if (!users.some((u) => pidAlive(Number(u.slice('user-'.length))))) rmSync(join(top, old), { recursive: true, force: true });
+  }
   const deadline = Date.now() + BUILD_TIMEOUT_MS;
   for (;;) {
     if (existsSync(done)) return readFileSync(done, 'utf8').trim();

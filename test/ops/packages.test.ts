@@ -21,6 +21,11 @@ const VERSION = PKG.version.replace(/-/g, '~');
 /** The issue's ceiling; the tests' packages use xz level 1, larger than the published level 6. */
 const MAX_PACKAGE_BYTES = 40 * 1024 * 1024;
 const APP = '/usr/lib/vip-manager';
+/** The bundle's directory: its entry, which the launcher runs, and the chunks the entry imports (packaging/lib/bundle.mjs). */
+const BUNDLE = `${APP}/app`;
+const ENTRY = `${BUNDLE}/vip-manager.mjs`;
+/** esbuild's chunk names: the module a chunk starts from ("chunk" for shared code), then 8 characters of a hash of its content. */
+const isChunk = (p: string) => p.startsWith(`${BUNDLE}/`) && /^[a-z0-9-]+-[A-Z0-9]{8}\.mjs$/.test(p.slice(BUNDLE.length + 1));
 const ARCH = {
   amd64: { rpm: 'x86_64', node: 'x64', machine: /X86-64/, interp: '/lib64/ld-linux-x86-64.so.2' },
   arm64: { rpm: 'aarch64', node: 'arm64', machine: /AArch64/, interp: '/lib/ld-linux-aarch64.so.1' },
@@ -39,7 +44,7 @@ const COMMON_OUTSIDE = [
 ];
 const appFiles = (node: string) => [
   `${APP}/node`,
-  `${APP}/vip-manager.mjs`,
+  ENTRY,
   `${APP}/node_modules/@koromix/koffi-linux-${node}/README.md`,
   `${APP}/node_modules/@koromix/koffi-linux-${node}/index.js`,
   `${APP}/node_modules/@koromix/koffi-linux-${node}/package.json`,
@@ -158,7 +163,7 @@ describe('packages', () => {
         assert.ok(!/\bnode\b/.test(interp), `${p} has the interpreter line "#!${interp}"`);
       }
       const launcher = readFileSync(join(root, 'usr/bin/vip-manager'), 'utf8');
-      assert.match(launcher, /^exec "\$lib\/node" --disable-sigusr1 --use-system-ca --max-semi-space-size=1 "\$lib\/vip-manager\.mjs" "\$@"$/m);
+      assert.match(launcher, /^exec "\$lib\/node" --disable-sigusr1 --use-system-ca --max-semi-space-size=1 "\$lib\/app\/vip-manager\.mjs" "\$@"$/m);
       assert.doesNotMatch(launcher.replace(/^#.*$/gm, ''), /command -v node|env node|\bexec node\b/);
     }
     // With no node on PATH at all, the unpacked amd64 package runs, on its own runtime.
@@ -177,7 +182,7 @@ describe('packages', () => {
     assert.equal(r.stderr, '');
     const app = join(root, APP.slice(1));
     const load = run(join(app, 'node'), ['--input-type=module', '-e',
-      `import { createRequire } from 'node:module'; const k = createRequire(${JSON.stringify(join(app, 'vip-manager.mjs'))})('@koromix/koffi-linux-x64'); console.log(typeof k.load, process.arch);`]);
+      `import { createRequire } from 'node:module'; const k = createRequire(${JSON.stringify(join(app, 'app', 'vip-manager.mjs'))})('@koromix/koffi-linux-x64'); console.log(typeof k.load, process.arch);`]);
     assert.equal(ok(load, 'loading koffi').trim(), 'function x64');
   });
 
@@ -189,11 +194,11 @@ describe('packages', () => {
     const app = join(roots.arm64, APP.slice(1));
     const node = (args: string[]) => run(qemu, ['-L', sysroot, join(app, 'node'), ...args], { cwd: tmpdir(), env: { PATH: pathWithoutNode(work) } });
     assert.equal(ok(node(['--version']), 'node --version').trim(), `v${PIN.node}`);
-    const v = node(['--disable-sigusr1', '--use-system-ca', join(app, 'vip-manager.mjs'), '--version']);
+    const v = node(['--disable-sigusr1', '--use-system-ca', join(app, 'app', 'vip-manager.mjs'), '--version']);
     assert.match(ok(v, 'vip-manager --version'), new RegExp(`^runtime: Node\\.js ${PIN.node.replace(/\./g, '\\.')} \\(embedded\\)$`, 'm'));
     assert.equal(v.stderr, '');
     const load = node(['--input-type=module', '-e',
-      `import { createRequire } from 'node:module'; const k = createRequire(${JSON.stringify(join(app, 'vip-manager.mjs'))})('@koromix/koffi-linux-arm64'); console.log(typeof k.load, process.arch);`]);
+      `import { createRequire } from 'node:module'; const k = createRequire(${JSON.stringify(join(app, 'app', 'vip-manager.mjs'))})('@koromix/koffi-linux-arm64'); console.log(typeof k.load, process.arch);`]);
     assert.equal(ok(load, 'loading koffi under qemu').trim(), 'function arm64');
   });
 
@@ -216,18 +221,35 @@ describe('packages', () => {
     }
     const entries = debEntries(deb);
     const paths = files(entries);
-    assert.deepEqual(paths, [...COMMON_OUTSIDE, ...appFiles('x64'), '/lib/systemd/system/vip-manager.service', '/lib/systemd/system/vip-manager@.service',
+    // The bundle is split (packaging/lib/bundle.mjs): the entry and a chunk per lazily imported
+    // module and per piece of shared code; nothing else lies in its directory.
+    const chunks = paths.filter(isChunk);
+    assert.ok(chunks.length >= 10, `the bundle is not split into chunks: ${chunks.join(', ')}`);
+    assert.deepEqual(paths.filter((p) => !isChunk(p)), [...COMMON_OUTSIDE, ...appFiles('x64'), '/lib/systemd/system/vip-manager.service', '/lib/systemd/system/vip-manager@.service',
       '/etc/patroni/vip.in', '/usr/share/doc/vip-manager/copyright'].sort());
-    assert.deepEqual(files(debEntries(debs.arm64)), paths.map((p) => p.replace(/x64/g, 'arm64')).sort());
+    assert.deepEqual(files(debEntries(debs.arm64)), paths.map((p) => (isChunk(p) ? p : p.replace(/x64/g, 'arm64'))).sort());
+    // Architecture-free: the arm64 package holds the very same bundle.
+    for (const p of [ENTRY, ...chunks]) {
+      assert.ok(readFileSync(join(roots.amd64, p.slice(1))).equals(readFileSync(join(roots.arm64, p.slice(1)))), `${p} differs between amd64 and arm64`);
+    }
     assert.deepEqual(entries.filter((e) => e.owner !== 'root/root'), [], 'every file belongs to root');
     const mode = (p: string) => entries.find((e) => e.path === p)?.mode;
     assert.equal(mode('/usr/bin/vip-manager'), '-rwxr-xr-x');
     assert.equal(mode(`${APP}/node`), '-rwxr-xr-x');
-    assert.equal(mode(`${APP}/vip-manager.mjs`), '-rw-r--r--');
+    for (const p of [ENTRY, ...chunks]) assert.equal(mode(p), '-rw-r--r--', p);
     // Debian's pg_createconfig_patroni template, byte for byte, so taking it over never prompts.
     assert.equal(readFileSync(join(roots.amd64, 'etc/patroni/vip.in'), 'utf8'), readFileSync(join(REPO, 'packaging/debian/vip.in'), 'utf8'));
     const licences = readFileSync(join(roots.amd64, 'usr/share/doc/vip-manager/THIRD-PARTY-LICENSES'), 'utf8');
-    for (const dep of ['etcd3', '@grpc/grpc-js', 'pino', 'zod', 'yaml', 'commander', '@koromix/koffi-linux-x64', `Node.js ${PIN.node}`]) {
+    // Every npm package whose code is in a chunk, by the path comments esbuild writes before each
+    // module it bundles ("// node_modules/pino/lib/levels.js"; nested copies too).
+    const bundled = new Set<string>();
+    for (const p of [ENTRY, ...chunks]) {
+      for (const m of readFileSync(join(roots.amd64, p.slice(1)), 'utf8').matchAll(/^\/\/ (\S*node_modules\/\S+)$/gm)) {
+        bundled.add(/.*node_modules\/((?:@[^/]+\/)?[^/]+)\//.exec(m[1]!)![1]!);
+      }
+    }
+    for (const dep of ['pino', 'yaml', 'commander', 'prom-client']) assert.ok(bundled.has(dep), `${dep} not found among the bundled packages: ${[...bundled].join(', ')}`);
+    for (const dep of [...bundled, '@koromix/koffi-linux-x64', `Node.js ${PIN.node}`]) {
       assert.match(licences, new RegExp(`^${dep.replace(/[.+]/g, '\\$&')}\\b`, 'm'), `${dep}'s licence is not shipped`);
     }
   });
