@@ -7,7 +7,16 @@
 // TTL to whole seconds and counts from when it answered, which is after we sent: the lease
 // cannot expire before that deadline, so it is a sound (conservative) bound.
 import { performance } from 'node:perf_hooks';
+import { wakeups } from '../../wakeups.js';
 import { EtcdGatewayError, GrpcCode, type EtcdGateway } from './gateway.js';
+
+/**
+ * How much sooner than the interval a periodic query may go, to share a wake-up that comes
+ * anyway (wakeups.ts: the connection check, the heartbeat). At idle a daemon's CPU is almost all
+ * per wake-up, so a query on its own wake-up costs more than the query; sooner is only more
+ * conservative (a fresher deadline). At most a quarter of the interval.
+ */
+export const LEASE_QUERY_SLACK_MS = 500;
 
 /** The lease id etcd reports for a key without a lease. */
 export const NO_LEASE = '0';
@@ -52,7 +61,7 @@ export class LeaseTracker {
   private leaseId: string = NO_LEASE;
   private inFlight = false;
   private again = false;
-  private timer: NodeJS.Timeout | undefined;
+  private scheduled = false;
   private generation = 0;
 
   constructor(
@@ -77,8 +86,7 @@ export class LeaseTracker {
       this.again = true;
       return;
     }
-    clearTimeout(this.timer);
-    this.timer = undefined;
+    this.unschedule();
     void this.run();
   }
 
@@ -87,8 +95,13 @@ export class LeaseTracker {
     this.leaseId = NO_LEASE;
     this.again = false;
     this.inFlight = false;
-    clearTimeout(this.timer);
-    this.timer = undefined;
+    this.unschedule();
+  }
+
+  private unschedule(): void {
+    if (!this.scheduled) return;
+    this.scheduled = false;
+    wakeups.cancel(this);
   }
 
   private async run(): Promise<void> {
@@ -112,10 +125,12 @@ export class LeaseTracker {
       this.again = false;
       void this.run();
     } else {
-      this.timer = setTimeout(() => {
-        this.timer = undefined;
+      this.scheduled = true;
+      const slack = Math.min(LEASE_QUERY_SLACK_MS, this.intervalMs / 4);
+      wakeups.schedule(this, this.intervalMs - slack, this.intervalMs, () => {
+        this.scheduled = false;
         void this.run();
-      }, this.intervalMs);
+      });
     }
   }
 }
