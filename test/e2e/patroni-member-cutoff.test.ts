@@ -76,7 +76,12 @@ describe('Patroni + etcd (co-located members) + vip-manager with its local membe
       assert.ok(rel, 'vip-manager on the cut-off node released');
       assert.equal(rel.cause, 'dcs-lease-expired', 'released when the lease could have expired (hold-lease)');
       t.diagnostic(`cut → released on ${old.name}: ${removed - t0} ms; cut → acquired on ${leader.name}: ${added - t0} ms; no-overlap margin ${added - removed} ms`);
-      assert.ok(removed - t0 <= TTL_MS + 500, `released within the lease ttl (${removed - t0} ms)`);
+      // The lease may legitimately outlive the cut by up to a TTL counted from when the member
+      // stopped answering: a member that was the raft leader keeps renewing the lease Patroni
+      // keeps alive on it (lease renewal is the leader's lessor's, no raft round) and answers the
+      // daemon's TTL queries until it notices it lost its quorum. The deadline the daemon holds
+      // is the member's last word; what must never happen is the next assertion (both at once).
+      assert.ok(removed - noticed.time <= TTL_MS + 500, `released within the lease ttl of the member's last answer (${removed - noticed.time} ms after it stopped answering, ${removed - t0} ms after the cut)`);
       assert.ok(removed <= added, `released on ${old.name} (${removed}) no later than ${leader.name} acquired (${added})`);
       await writer.waitAcks(3, Date.now());
       assert.equal(bed.psql("select split_part(current_setting('data_directory'), '/', -2)"), leader.name);
