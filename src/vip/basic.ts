@@ -62,6 +62,17 @@ export class BasicManager implements VipManager {
   private lastConflictRound = -Infinity;
   /** The address-conflict watch; open exactly while we hold the VIP. */
   private watch: { key: string; w: ConflictWatch } | null = null;
+  /**
+   * What observe() last read from the kernel, kept until the monitor reports a change to our
+   * interface or its addresses (or lost events: 'resync'), or we change them ourselves. Every
+   * reconcile pass observes, so a leader change would otherwise cost three netlink round trips
+   * (the link, an address dump, the link again for acquire) before the address goes in: here
+   * they are one, the add itself. A change made behind our back still reaches us as an event,
+   * which drops this and starts a pass that reads afresh.
+   */
+  private observed: { state: HolderState; info: InterfaceInfo | null } | null = null;
+  /** Bumped by every invalidation: a read that raced one is not kept. */
+  private observedGen = 0;
 
   constructor(private readonly opts: BasicManagerOptions, private readonly log: Logger) {
     const parsed = parseIp(opts.ip);
@@ -85,20 +96,36 @@ export class BasicManager implements VipManager {
     this.monitor = monitor;
     this.resolveIndex();
     monitor.on('address', (e) => {
-      if (e.ifindex === this.ifindex) onChange();
+      if (e.ifindex === this.ifindex) {
+        this.forgetObserved();
+        onChange();
+      }
     });
     monitor.on('link', (e) => {
       // Our name appearing, vanishing or being given to another index, or our index being
       // renamed away: all change what "our interface" is.
       if (e.name === this.ifname || e.ifindex === this.ifindex) {
+        this.forgetObserved();
         this.resolveIndex();
         onChange();
       }
     });
     monitor.on('resync', () => {
+      this.forgetObserved();
       this.resolveIndex();
       onChange();
     });
+  }
+
+  private forgetObserved(): void {
+    this.observed = null;
+    this.observedGen++;
+  }
+
+  /** The interface as observe() last found it, while nothing has changed since; else read now. */
+  private async currentInterface(): Promise<InterfaceInfo | null> {
+    if (this.observed) return this.observed.info;
+    return retryTransient('looking up the interface', this.retry, this.log, () => findInterface(this.ifname));
   }
 
   private resolveIndex(): void {
@@ -111,7 +138,20 @@ export class BasicManager implements VipManager {
   }
 
   async observe(): Promise<HolderState> {
+    const cached = this.observed;
+    if (cached) {
+      if (cached.info) this.requireLinkLayer(cached.info);
+      return cached.state;
+    }
+    const gen = this.observedGen;
     const info = await retryTransient('looking up the interface', this.retry, this.log, () => findInterface(this.ifname));
+    const state = await this.stateOf(info);
+    // Only with the monitor running (events invalidate it), and only if no event came meanwhile.
+    if (this.monitor && gen === this.observedGen) this.observed = { state, info };
+    return state;
+  }
+
+  private async stateOf(info: InterfaceInfo | null): Promise<HolderState> {
     if (!info) return { held: false, ready: false, detail: `interface ${this.ifname} does not exist` };
     this.requireLinkLayer(info);
     const held = await retryTransient('listing addresses', this.retry, this.log, () => hasAddress(info.index, this.ip, this.prefixLen));
@@ -121,7 +161,9 @@ export class BasicManager implements VipManager {
 
   async acquire(): Promise<void> {
     this.cancelAnnouncements();
-    const info = await retryTransient('looking up the interface', this.retry, this.log, () => lookupInterface(this.ifname));
+    const known = this.observed?.info;
+    this.forgetObserved();
+    const info = known ?? await retryTransient('looking up the interface', this.retry, this.log, () => lookupInterface(this.ifname));
     this.requireLinkLayer(info);
     const added = await retryTransient('adding the VIP', this.retry, this.log, () => ensureAddress(info.index, this.ip, this.prefixLen));
     if (!added) this.checkExistingIsOurs(info);
@@ -134,7 +176,8 @@ export class BasicManager implements VipManager {
   async release(): Promise<void> {
     this.cancelAnnouncements();
     this.stopWatch();
-    const info = await retryTransient('looking up the interface', this.retry, this.log, () => findInterface(this.ifname));
+    const info = await this.currentInterface();
+    this.forgetObserved();
     if (!info) {
       this.log.debug(this.fields, 'interface gone, so is the VIP');
       return;
@@ -144,7 +187,7 @@ export class BasicManager implements VipManager {
   }
 
   async announce(): Promise<void> {
-    const info = await retryTransient('looking up the interface', this.retry, this.log, () => findInterface(this.ifname));
+    const info = await this.currentInterface();
     // Announcing an address we do not hold would steal it from its holder.
     if (!info || !hasAddress(info.index, this.ip, this.prefixLen)) {
       this.log.debug(this.fields, 'not announcing: the VIP is not on the interface');
@@ -166,6 +209,7 @@ export class BasicManager implements VipManager {
     this.stopWatch();
     this.monitor?.close();
     this.monitor = null;
+    this.forgetObserved();
     closeAnnouncer();
   }
 

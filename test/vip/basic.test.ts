@@ -155,6 +155,36 @@ describe('vip/basic', () => {
     assert.deepEqual(await m.observe(), { held: false, ready: true });
   });
 
+  it('observe() keeps its answer only until the kernel reports a change: an address added and removed by hand is seen each time', async () => {
+    const changes = new Changes();
+    const m = manager({ announceCount: 1 });
+    await m.start(changes.fn);
+    assert.deepEqual(await m.observe(), { held: false, ready: true });
+    assert.deepEqual(await m.observe(), { held: false, ready: true }, 'unchanged while nothing happened');
+    let next = changes.next();
+    self.ns.ip('addr', 'add', `${VIP4}/24`, 'dev', 'eth0');
+    await next;
+    assert.deepEqual(await m.observe(), { held: true, ready: true }, 'added behind its back');
+    next = changes.next();
+    self.ns.ip('addr', 'del', `${VIP4}/24`, 'dev', 'eth0');
+    await next;
+    assert.deepEqual(await m.observe(), { held: false, ready: true }, 'removed behind its back');
+    // Its own changes are seen at once, before their events arrive.
+    await m.acquire();
+    assert.deepEqual(await m.observe(), { held: true, ready: true }, 'after acquire');
+    await m.release();
+    assert.deepEqual(await m.observe(), { held: false, ready: true }, 'after release');
+    await sleep(300); // the add and delete events of acquire/release are in: the next change is the link's
+    next = changes.next();
+    self.ns.ip('link', 'set', 'eth0', 'down');
+    await next;
+    assert.deepEqual(await m.observe(), { held: false, ready: false, detail: 'interface eth0 is down' }, 'link down');
+    next = changes.next();
+    self.ns.ip('link', 'set', 'eth0', 'up');
+    await next;
+    assert.equal((await m.observe()).ready, true, 'link up again');
+  });
+
   it('IPv6: announces with an NA; link down fires onChange and the VIP vanishes; link up fires again', async () => {
     const changes = new Changes();
     const m = manager({ ip: VIP6, prefixLen: 64, announceCount: 2, announceInterval: 100 });
