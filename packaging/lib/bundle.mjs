@@ -20,21 +20,100 @@ import { join, relative, resolve } from 'node:path';
  * 'node:http'` 180 ms, require('node:http') 115 ms (no difference for the other built-ins the
  * daemon imports). A CommonJS stand-in that require()s the built-in gives the importer the same
  * functions, each read when it is used (esbuild's __toESM copies getters, never values).
+ *
+ * The built-ins in LAZY_BUILTINS are not even loaded until a property of theirs is first read:
+ * their stand-in is an object without own properties whose prototype reads through to the
+ * built-in, loading it then (esbuild's __toESM builds the importer's namespace on that prototype,
+ * so default, named and namespace imports all read through it). That holds for require() calls
+ * in dependencies, too. Every daemon imports them, few use them: node:tls and node:https only
+ * with an https:// endpoint or a Hetzner manager, node:child_process only with hooks (commander
+ * requires it for subcommands the daemon has none of). Loading them costs each start, measured
+ * on the pinned Node 24 in-process: tls 25 ms, https (with tls) 30, child_process 8.
  */
+export const LAZY_BUILTINS = new Set(['node:tls', 'node:https', 'node:child_process']);
+
+function standIn(name) {
+  return LAZY_BUILTINS.has(name) ? lazyStandIn(name) : `module.exports = require(${JSON.stringify(name)});\n`;
+}
+
 function builtinsThroughRequire(repo) {
   return {
     name: 'builtins-through-require',
     setup(build) {
       build.onResolve({ filter: /^(node:)?[a-z][a-z0-9_/]*$/ }, (args) => {
-        if (args.kind !== 'import-statement' || !isBuiltin(args.path)) return undefined;
+        // The stand-in's own require() is the real one.
+        if (args.namespace === 'vip-builtin' || !isBuiltin(args.path)) return undefined;
+        const name = args.path.startsWith('node:') ? args.path : `node:${args.path}`;
+        const lazy = LAZY_BUILTINS.has(name);
+        if (args.kind !== 'import-statement' && !(lazy && args.kind === 'require-call')) return undefined;
         // One stand-in per importing module, so that it lands in the importer's chunk: shared,
         // it would be a chunk file of its own, and each file costs a start about 0.5 ms
         // (measured: 40 small modules instead of one, 20 ms).
-        const name = args.path.startsWith('node:') ? args.path : `node:${args.path}`;
         const importer = createHash('sha256').update(relative(repo, args.importer)).digest('hex').slice(0, 12);
         return { path: `${name} for ${importer}`, namespace: 'vip-builtin' };
       });
-      build.onLoad({ filter: /.*/, namespace: 'vip-builtin' }, (args) => ({ contents: `module.exports = require(${JSON.stringify(args.path.replace(/ for .*$/, ''))});\n`, loader: 'js' }));
+      build.onLoad({ filter: /.*/, namespace: 'vip-builtin' }, (args) => ({ contents: standIn(args.path.replace(/ for .*$/, '')), loader: 'js' }));
+    },
+  };
+}
+
+/**
+ * Packages whose code is bundled but evaluated only when first used, through the same kind of
+ * stand-in as LAZY_BUILTINS: yaml, which only a configuration file (config/file.ts) or
+ * --check-config's output (config/render.ts) needs, not a daemon configured by flags and
+ * environment alone; @opentelemetry/api, which prom-client reads only for exemplars, which the
+ * daemon does not enable. What the stand-in cannot do is list the module's keys (Object.keys,
+ * spread, for-in see none): no importer does. Reading a property at load time (a module-level
+ * `class extends` or destructuring) is correct, it only loads the module then.
+ */
+export const LAZY_PACKAGES = new Set(['yaml', '@opentelemetry/api']);
+
+function lazyStandIn(target) {
+  // __esModule is what esbuild's interop asks first; it must not load the module.
+  return `let real;
+const load = () => real ??= require(${JSON.stringify(target)});
+module.exports = Object.create(new Proxy({}, {
+  get: (_, key) => key === '__esModule' ? undefined : load()[key],
+  has: (_, key) => key in load(),
+}));
+`;
+}
+
+function lazyPackages() {
+  return {
+    name: 'lazy-packages',
+    setup(build) {
+      build.onResolve({ filter: /^(yaml|@opentelemetry\/api)$/ }, (args) => {
+        // The stand-in's own require() is the real package.
+        if (args.namespace === 'vip-lazy-package' || !LAZY_PACKAGES.has(args.path)) return undefined;
+        return { path: args.path, namespace: 'vip-lazy-package' };
+      });
+      build.onLoad({ filter: /.*/, namespace: 'vip-lazy-package' }, (args) => ({ contents: lazyStandIn(args.path), loader: 'js', resolveDir: build.initialOptions.absWorkingDir }));
+    },
+  };
+}
+
+/**
+ * prom-client's index loads its Pushgateway (node:https, node:zlib) and AggregatorRegistry
+ * (node:cluster, whose listeners it installs at load) for every user; the daemon uses neither
+ * (it serves /metrics itself). Each is replaced by a class that says so when constructed. That
+ * keeps node:zlib (7 ms in-process on the pinned Node 24) out of every start, and node:cluster
+ * (9 ms) out of the start until the HTTP endpoint listens (node:net's listen() loads it).
+ */
+const PROM_CLIENT_UNUSED = { './lib/pushgateway': 'Pushgateway', './lib/cluster': 'AggregatorRegistry' };
+
+function promClientUnused() {
+  return {
+    name: 'prom-client-unused',
+    setup(build) {
+      build.onResolve({ filter: /^\.\/lib\/(pushgateway|cluster)$/ }, (args) => {
+        if (!/[\\/]node_modules[\\/]prom-client[\\/]index\.js$/.test(args.importer)) return undefined;
+        return { path: args.path, namespace: 'vip-prom-client-unused' };
+      });
+      build.onLoad({ filter: /.*/, namespace: 'vip-prom-client-unused' }, (args) => {
+        const name = PROM_CLIENT_UNUSED[args.path];
+        return { contents: `module.exports = class ${name} { constructor() { throw new Error('prom-client\\'s ${name} is not in the vip-manager bundle'); } };\n`, loader: 'js' };
+      });
     },
   };
 }
@@ -95,7 +174,7 @@ export async function bundle({ repo, outdir, buildInfo }) {
     minify: false,
     legalComments: 'eof',
     logLevel: 'warning',
-    plugins: [entryModule(repo), builtinsThroughRequire(repo)],
+    plugins: [entryModule(repo), builtinsThroughRequire(repo), promClientUnused(), lazyPackages()],
     metafile: true,
   });
   if (result.errors.length > 0) throw new Error(`esbuild: ${result.errors.map((e) => e.text).join('; ')}`);

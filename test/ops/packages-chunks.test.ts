@@ -32,11 +32,27 @@ const ENTRY = `${APP}/app/vip-manager.mjs`;
 /** A daemon's start-up, to its compile cache flush; measured at 0.2-0.7 s on a loaded 2-core machine. */
 const START_TIMEOUT_MS = 30_000;
 const LOAD_MARK = 'vip-test-load ';
-const HOOK = `import { registerHooks } from 'node:module';
+const BUILTINS_MARK = 'vip-test-builtins ';
+/**
+ * Also reports the built-ins loaded so far (process.moduleLoadList) when the daemon writes its
+ * compile cache, i.e. when its start-up is over (before the runtime's FLUSHED line, which ends
+ * the wait): module.flushCompileCache is wrapped, and syncBuiltinESMExports() lets the daemon's
+ * import('node:module') see the wrapper.
+ */
+const HOOK = `import module, { registerHooks, syncBuiltinESMExports } from 'node:module';
 registerHooks({ load(url, context, nextLoad) {
   if (url.startsWith('file:')) process.stderr.write(${JSON.stringify(LOAD_MARK)} + url + '\\n');
   return nextLoad(url, context);
 } });
+const flush = module.flushCompileCache;
+if (flush) {
+  module.flushCompileCache = () => {
+    const builtins = process.moduleLoadList.filter((m) => m.startsWith('NativeModule ') && !m.startsWith('NativeModule internal/')).map((m) => m.slice(13));
+    process.stderr.write(${JSON.stringify(BUILTINS_MARK)} + builtins.join(' ') + '\\n');
+    flush();
+  };
+  syncBuiltinESMExports();
+}
 `;
 /**
  * Patroni's REST API clients (dcs-type patroni, dcs-loss patroni). dcs/patroni/roles.js is not
@@ -46,7 +62,7 @@ registerHooks({ load(url, context, nextLoad) {
 const PATRONI_REST = ['dist/src/dcs/patroni/rest-source.js', 'dist/src/dcs/patroni/local-primary.js'];
 const FLUSHED = /^\[compile cache\] module\.flushCompileCache\(\) finished/;
 
-interface Run { files: string[]; modules: Set<string>; stderr: string[] }
+interface Run { files: string[]; modules: Set<string>; stderr: string[]; builtins: Set<string> | null }
 
 describe('package: each run loads only the chunks it needs', () => {
   let work: string;
@@ -95,7 +111,8 @@ describe('package: each run loads only the chunks it needs', () => {
       }
       for (const m of modulesOf(f)) modules.add(m);
     }
-    return { files, modules, stderr };
+    const b = stderr.find((l) => l.startsWith(BUILTINS_MARK));
+    return { files, modules, stderr, builtins: b === undefined ? null : new Set(b.slice(BUILTINS_MARK.length).split(' ')) };
   }
 
   /** The embedded runtime with the launcher's flags and the load hook, run to its end. */
@@ -191,6 +208,20 @@ describe('package: each run loads only the chunks it needs', () => {
     assertLoaded(r, ['dist/src/daemon/run.js', 'dist/src/dcs/etcd/', 'dist/src/vip/basic.js', 'node_modules/pino/', 'node_modules/prom-client/']);
     assertNotLoaded(r, ['dist/src/dcs/consul/', ...PATRONI_REST, 'dist/src/vip/hetzner/', 'dist/src/diagnose/run.js',
       'dist/src/diagnose/dcs-probe.js', 'dist/src/diagnose/report.js', 'dist/src/hooks/runner.js', 'node_modules/pino-pretty/']);
+  });
+
+  it('an etcd daemon over http:// loads neither node:tls, node:https nor node:zlib; over https:// the lazy stand-in loads node:tls', async () => {
+    // packaging/lib/bundle.mjs binds these built-ins through stand-ins that load them on first
+    // use (tls and https alone cost about 30 ms of every start), and leaves prom-client's
+    // Pushgateway (node:zlib) out. node:child_process is lazy too, but the HTTP endpoint's
+    // listen() loads it anyway (node:net asks node:cluster, which requires it). The https://
+    // daemon is the control: its TLS context is made at start through the very same stand-in.
+    const plain = await daemonLoads(['--dcs-type', 'etcd', '--dcs-endpoints', 'http://127.0.0.1:2379', '--log-format', 'json']);
+    assert.ok(plain.builtins, `the load hook reported no built-ins:\n${plain.stderr.join('\n')}`);
+    assert.ok(plain.builtins.has('http') && plain.builtins.has('net'), `node:http and node:net, which the etcd client uses, were not reported: ${[...plain.builtins].join(' ')}`);
+    for (const b of ['tls', 'https', 'zlib']) assert.ok(!plain.builtins.has(b), `node:${b} was loaded: ${[...plain.builtins].join(' ')}`);
+    const secure = await daemonLoads(['--dcs-type', 'etcd', '--dcs-endpoints', 'https://127.0.0.1:2379', '--log-format', 'json']);
+    assert.ok(secure.builtins?.has('tls'), `node:tls was not loaded for an https:// endpoint: ${[...secure.builtins ?? []].join(' ')}`);
   });
 
   it('a Consul daemon logging text loads pino-pretty and the Consul client, and no etcd client code', async () => {
