@@ -22,6 +22,9 @@ const c = {
   signal: lib.func('intptr_t signal(int signum, intptr_t handler)'),
   sigrtmin: lib.func('int __libc_current_sigrtmin(void)'),
   sigrtmax: lib.func('int __libc_current_sigrtmax(void)'),
+  // Addresses above 2^53 do not fit a JS number: passed as a BigInt of pointer width.
+  madvise: lib.func('int madvise(uintptr_t addr, size_t len, int advice)'),
+  malloc_trim: lib.func('int malloc_trim(size_t pad)'),
 };
 
 export const AF_UNIX = 1;
@@ -39,6 +42,8 @@ export const SOL_SOCKET = 1;
 export const SO_RCVBUF = 8;
 export const SO_RCVTIMEO = 20; // the 64-bit-time_t value on x86-64 and arm64
 export const SO_RCVBUFFORCE = 33;
+
+export const MADV_DONTNEED = 4;
 
 export const MSG_PEEK = 0x2;
 export const MSG_TRUNC = 0x20;
@@ -150,4 +155,17 @@ export function ignoreRealtimeSignals(): void {
       throw new SyscallError('signal', e, errnoName(e), `ignoring signal ${n}`);
     }
   }
+}
+
+/** madvise(2) on [addr, addr + len); addr must be page-aligned. */
+export function madvise(addr: bigint, len: bigint, advice: number): void {
+  check(c.madvise(addr, len, advice) as number, 'madvise');
+}
+
+/**
+ * glibc's malloc_trim(3) with no padding: hands the free pages of every malloc arena back to the
+ * kernel. True when some memory was released.
+ */
+export function mallocTrim(): boolean {
+  return (c.malloc_trim(0) as number) === 1;
 }
