@@ -61,7 +61,6 @@ export class LeaseTracker {
   private leaseId: string = NO_LEASE;
   private inFlight = false;
   private again = false;
-  private scheduled = false;
   private generation = 0;
 
   constructor(
@@ -86,7 +85,7 @@ export class LeaseTracker {
       this.again = true;
       return;
     }
-    this.unschedule();
+    wakeups.cancel(this);
     void this.run();
   }
 
@@ -95,12 +94,6 @@ export class LeaseTracker {
     this.leaseId = NO_LEASE;
     this.again = false;
     this.inFlight = false;
-    this.unschedule();
-  }
-
-  private unschedule(): void {
-    if (!this.scheduled) return;
-    this.scheduled = false;
     wakeups.cancel(this);
   }
 
@@ -125,10 +118,8 @@ export class LeaseTracker {
       this.again = false;
       void this.run();
     } else {
-      this.scheduled = true;
       const slack = Math.min(LEASE_QUERY_SLACK_MS, this.intervalMs / 4);
       wakeups.schedule(this, this.intervalMs - slack, this.intervalMs, () => {
-        this.scheduled = false;
         void this.run();
       });
     }
