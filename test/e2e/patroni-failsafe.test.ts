@@ -234,7 +234,14 @@ describe('Patroni failsafe_mode + vip-manager dcs-loss patroni', () => {
       t.diagnostic(`for comparison: hold-lease would hold until the lease deadline, up to ttl ${TTL_MS} ms after the last renewal (loop_wait ${DEFAULT_TIMINGS.loopWait} s)`);
       assert.ok(demote.t <= removed, 'the VIP was held until Patroni demoted, not dropped on the DCS loss alone');
       assert.ok(removed - stop.first <= INTERVAL_MS + 250, `VIP gone within one poll of /primary leaving "200, running" (${removed - stop.first} ms)`);
-      assert.ok(removed <= n200.first, `VIP gone (${removed - t0} ms) no later than Patroni finished demoting (/primary 503 at ${n200.first - t0} ms)`);
+      // The daemon learns of the demotion only from /primary, asked once per interval: the VIP is
+      // gone before Patroni has finished demoting whenever its "stopping" phase lasts longer than
+      // one poll (1.4-2.3 s in most runs). Seen once in CI: PostgreSQL kept acknowledging writes
+      // for 4 s after Patroni logged "demoting", and "stopping" then lasted 59 ms; the release
+      // came 768 ms after it began, inside the one-poll bound above.
+      if (n200.first - stop.first > INTERVAL_MS + 250) {
+        assert.ok(removed <= n200.first, `VIP gone (${removed - t0} ms) no later than Patroni finished demoting (/primary 503 at ${n200.first - t0} ms)`);
+      }
       assert.ok(removed - t0 < TTL_MS, `released before the leader key could expire (${removed - t0} ms < ttl ${TTL_MS} ms): no other node can have taken over before`);
     } finally {
       await writer.stop();
