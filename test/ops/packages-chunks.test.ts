@@ -195,6 +195,13 @@ describe('package: each run loads only the chunks it needs', () => {
     assert.ok(builtins >= 5, `only ${builtins} require() calls of built-ins: is the bundle still built as this test expects?`);
   });
 
+  it('every chunk is ASCII: one other character makes Node decode a whole file to two-byte text and V8 scan it so', () => {
+    // packaging/lib/bundle.mjs escapes what esbuild leaves (characters in the comments it keeps).
+    const dir = join(root, APP, 'app');
+    const wide = readdirSync(dir).filter((f) => /[^\x00-\x7f]/.test(readFileSync(join(dir, f), 'utf8')));
+    assert.deepEqual(wide, []);
+  });
+
   it('--check-config loads the configuration layer, not the daemon, a DCS client, the logger or the metrics', () => {
     const r = oneShot(['--check-config', '--config', join(root, 'usr/share/vip-manager/vip-manager.yml')]);
     assert.match(r.stdout, /^ip: 198\.51\.100\.10\b/m);
@@ -210,16 +217,16 @@ describe('package: each run loads only the chunks it needs', () => {
       'dist/src/diagnose/dcs-probe.js', 'dist/src/diagnose/report.js', 'dist/src/hooks/runner.js', 'node_modules/pino-pretty/']);
   });
 
-  it('an etcd daemon over http:// loads neither node:tls, node:https nor node:zlib; over https:// the lazy stand-in loads node:tls', async () => {
+  it('an etcd daemon over http:// loads neither node:tls, node:https, node:zlib nor node:crypto; over https:// the lazy stand-in loads node:tls', async () => {
     // packaging/lib/bundle.mjs binds these built-ins through stand-ins that load them on first
-    // use (tls and https alone cost about 30 ms of every start), and leaves prom-client's
+    // use (tls and https alone cost about 30 ms of every start, crypto 16), and leaves prom-client's
     // Pushgateway (node:zlib) out. node:child_process is lazy too, but the HTTP endpoint's
     // listen() loads it anyway (node:net asks node:cluster, which requires it). The https://
     // daemon is the control: its TLS context is made at start through the very same stand-in.
     const plain = await daemonLoads(['--dcs-type', 'etcd', '--dcs-endpoints', 'http://127.0.0.1:2379', '--log-format', 'json']);
     assert.ok(plain.builtins, `the load hook reported no built-ins:\n${plain.stderr.join('\n')}`);
     assert.ok(plain.builtins.has('http') && plain.builtins.has('net'), `node:http and node:net, which the etcd client uses, were not reported: ${[...plain.builtins].join(' ')}`);
-    for (const b of ['tls', 'https', 'zlib']) assert.ok(!plain.builtins.has(b), `node:${b} was loaded: ${[...plain.builtins].join(' ')}`);
+    for (const b of ['tls', 'https', 'zlib', 'crypto']) assert.ok(!plain.builtins.has(b), `node:${b} was loaded: ${[...plain.builtins].join(' ')}`);
     const secure = await daemonLoads(['--dcs-type', 'etcd', '--dcs-endpoints', 'https://127.0.0.1:2379', '--log-format', 'json']);
     assert.ok(secure.builtins?.has('tls'), `node:tls was not loaded for an https:// endpoint: ${[...secure.builtins ?? []].join(' ')}`);
   });
