@@ -385,7 +385,7 @@ const TABLE = [
     help: 'Release a held VIP on a stop signal (SIGTERM, SIGINT, SIGQUIT, SIGXCPU). Set false to keep it across a restart (upgrades).',
   },
   {
-    name: 'lease-check-interval', scope: 'process', kind: 'integer', origin: 'new', default: 2000, defaultText: '2000', example: '2000',
+    name: 'lease-check-interval', scope: 'process', kind: 'integer', origin: 'new', default: 4000, defaultText: '4000', example: '2000',
     help: `Milliseconds between reads of the leader key lease's remaining TTL (etcd), which keep the hold-lease deadline fresh. One cheap read per interval, no raft write (it may go up to a quarter of the interval, at most 0.5 s, sooner to share a wake-up the daemon has anyway): ${rangeText('lease-check-interval', 'milliseconds')}.`,
     check: bounded('lease-check-interval', 'milliseconds'),
   },

@@ -14,11 +14,12 @@ import { createWritesTable, PatroniBed, waitUntil, Writer, type DbNode } from '.
 import { Scene, TTL_MS } from '../patroni/scenarios.js';
 
 /**
- * How soon vip-manager must stop trusting the member: the next lease check (lease-check-interval
- * 2 s) either times out (3 s request deadline: the member forwards it to a leader it cannot
- * reach) or is refused (no leader, once the member's 1 s election timeout passed); plus slack.
+ * How soon vip-manager must stop trusting the member: the next lease check (lease-check-interval,
+ * default 4 s) either times out (3 s request deadline: the member forwards it to a leader it
+ * cannot reach) or is refused (no leader, once the member's 1 s election timeout passed); plus
+ * slack.
  */
-const NOTICE_BOUND_MS = 2000 + 3000 + 2000;
+const NOTICE_BOUND_MS = 4000 + 3000 + 2000;
 
 describe('Patroni + etcd (co-located members) + vip-manager with its local member only', () => {
   let bed: PatroniBed;
