@@ -4,7 +4,7 @@
 // start; reload.ts builds, swaps and retires them on SIGHUP.
 import type { VipEntry } from '../config/load.js';
 import type { Config } from '../config/schema.js';
-import type { DcsSession } from '../dcs/session.js';
+import type { DcsSession, LeaderSpec } from '../dcs/session.js';
 import type { HookQueue } from '../hooks/runner.js';
 import type { Logger } from '../log.js';
 import type { Metrics, VipMetrics } from '../ops/metrics.js';
@@ -42,6 +42,11 @@ export interface Entry {
   dispose(): Promise<void>;
 }
 
+/** Which node the entry's VIP belongs on, as the DCS session reads it. */
+export function leaderSpec(cfg: Config): LeaderSpec {
+  return { triggerKey: cfg['trigger-key'], role: cfg.role, fallback: cfg.fallback, maxLag: cfg['max-lag'] };
+}
+
 /** Builds an entry without starting it; throws the manager's or the hooks' configuration errors. */
 export async function buildEntry(v: VipEntry, ctx: EntryContext): Promise<Entry> {
   const cfg = v.config;
@@ -59,7 +64,7 @@ export async function buildEntry(v: VipEntry, ctx: EntryContext): Promise<Entry>
     metrics.enableHooks([...(cfg['on-acquire'] ? ['on-acquire' as const] : []), ...(cfg['on-release'] ? ['on-release' as const] : [])]);
   }
   const manager = await createVipManager(cfg, log.child({ component: 'vip' }), metrics);
-  const source = ctx.session.leaderSource({ triggerKey: cfg['trigger-key'], role: cfg.role, fallback: cfg.fallback, maxLag: cfg['max-lag'] }, log.child({ component: 'dcs' }));
+  const source = ctx.session.leaderSource(leaderSpec(cfg), log.child({ component: 'dcs' }));
   if (cfg['dcs-loss'] === 'patroni' && cfg['dcs-type'] === 'patroni') {
     log.warn('dcs-loss patroni with dcs-type patroni: the DCS is already the Patroni REST API, so when it is unreachable the VIP goes at once; dcs-loss patroni is meant for dcs-type etcd or consul');
   }

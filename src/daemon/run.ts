@@ -21,7 +21,7 @@ import { sendDatagram } from '../net/unix-datagram.js';
 import { buildInfo, runtimeInfo } from '../version.js';
 import { wakeups } from '../wakeups.js';
 import type { VipManager } from '../reconcile/ports.js';
-import { buildEntry, startEntry, type Entry, type EntryContext } from './entry.js';
+import { buildEntry, leaderSpec, startEntry, type Entry, type EntryContext } from './entry.js';
 import { createDcsSession, createLocalPrimaryPoller } from './factories.js';
 import { reloadConfiguration } from './reload.js';
 import { installSignalHandlers } from './signals.js';
@@ -119,19 +119,28 @@ export async function runDaemon(loaded: LoadedConfig, reread?: () => LoadedConfi
     return 1;
   }
 
-  const metrics = new Metrics({ version: info.version, dcsType: cfg['dcs-type'], managerType: cfg['manager-type'] });
-  let session: DcsSession;
+  let session: DcsSession | null = null;
   let localPrimary: Awaited<ReturnType<typeof createLocalPrimaryPoller>> = null;
+  let dropPrefetch: () => Promise<void> = () => Promise.resolve();
   try {
     session = await createDcsSession(cfg, log.child({ component: 'dcs' }));
+    // The first DCS request goes out now; the holders, the metrics and the HTTP endpoint are
+    // set up while it is on its way (a start costs 30-40 ms less to it).
+    dropPrefetch = session.prefetch(loaded.vips.map((v) => leaderSpec(v.config)));
+    // One turn of the event loop, so that the connection just opened completes and the request
+    // is written now: the set-up below loads modules, which never yields to I/O.
+    await new Promise<void>((resolve) => setImmediate(resolve));
     localPrimary = await createLocalPrimaryPoller(cfg, loaded.vips.some((v) => v.config['dcs-loss'] === 'patroni'), log.child({ component: 'patroni-local' }));
   } catch (e) {
     log.error({ err: e }, `cannot start: ${(e as Error).message}`);
+    // The prefetch may be reading: its connection would keep the process alive.
+    await session?.close();
     // A bad credentials or TLS file is a configuration error like any other: systemd must not
     // restart into it (RestartPreventExitStatus=78).
     return CONFIG_ERRORS.has((e as Error).name) ? EXIT_CONFIG : 1;
   }
 
+  const metrics = new Metrics({ version: info.version, dcsType: cfg['dcs-type'], managerType: cfg['manager-type'] });
   let heartbeat = performance.now();
   const beatKey = {};
   const beat = (): void => {
@@ -205,6 +214,7 @@ export async function runDaemon(loaded: LoadedConfig, reread?: () => LoadedConfi
     return 1;
   }
   for (const e of entries) await startEntry(e);
+  await dropPrefetch();
   localPrimary?.start((a) => { for (const e of entries) e.reconciler.setLocalPrimary(a); });
   notifier.start();
   // Every module this configuration needs is loaded by now (src/compile-cache.ts).

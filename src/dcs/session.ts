@@ -98,6 +98,32 @@ export class DcsSession {
     return this.roles(keySet, spec, log);
   }
 
+  /**
+   * Starts reading the subjects of these entries now, before the entries exist: the daemon's
+   * first request then goes out while it is still setting up its VIP holders and HTTP endpoint,
+   * and an entry that subscribes later is handed the latest view at once (Fanout). Reading is
+   * all it does; nothing acts on a view until an entry has subscribed. The returned function
+   * drops these early subscriptions (once the entries hold their own; close() drops them too).
+   */
+  prefetch(specs: readonly LeaderSpec[]): () => Promise<void> {
+    const closes: Array<() => Promise<void>> = [];
+    for (const spec of specs) {
+      const prefix = spec.role === 'leader' ? undefined : clusterPrefix(spec.triggerKey);
+      const fanout = spec.role === 'leader'
+        ? this.fanout(this.keys, spec.triggerKey, () => this.backend.keySource(spec.triggerKey))
+        : prefix === undefined ? undefined : this.fanout(this.prefixes, prefix, () => this.backend.prefixSource(prefix));
+      if (fanout === undefined) continue; // leaderSource() will refuse it, with the reason
+      const close = (fanout as Fanout<unknown>).subscribe(() => undefined);
+      closes.push(close);
+      this.open.add(close);
+    }
+    return async () => {
+      for (const close of closes.splice(0)) {
+        if (this.open.delete(close)) await close();
+      }
+    };
+  }
+
   /** Closes every subject still watched, then the backend. */
   async close(): Promise<void> {
     await Promise.allSettled([...this.open].map((close) => close()));

@@ -67,6 +67,11 @@ export class Reconciler {
   private running: Promise<void> | null = null;
   private timer: NodeJS.Timeout | null = null;
   private stopped = false;
+  /**
+   * A fatal error was reported: no pass runs after it (the daemon is stopping), so a view that
+   * arrives meanwhile does not meet, and report, the same error again.
+   */
+  private fatal = false;
   private passes = 0;
   private lastPassAt = 0;
   /** When the pass now running began; null while idle. A pass stuck on I/O shows here. */
@@ -119,14 +124,14 @@ export class Reconciler {
 
   /** Requests a pass; several requests while one runs make exactly one more. */
   schedule(): void {
-    if (this.stopped) return;
+    if (this.stopped || this.fatal) return;
     this.dirty = true;
     if (this.running === null) this.running = this.drain();
   }
 
   private async drain(): Promise<void> {
     try {
-      while (this.dirty && !this.stopped) {
+      while (this.dirty && !this.stopped && !this.fatal) {
         this.dirty = false;
         this.busySince = this.now();
         await this.pass();
@@ -207,6 +212,7 @@ export class Reconciler {
 
   private fail(component: 'kernel' | 'manager', err: Error, action?: Action): void {
     if (isFatal(err)) {
+      this.fatal = true;
       this.o.log.error({ err, component }, `cannot continue: ${err.message}`);
       this.o.onFatal?.(err);
       return;

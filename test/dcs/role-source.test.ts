@@ -190,3 +190,84 @@ describe('role entries in a DcsSession', () => {
     assert.equal(ks.closed, 1, 'the shared prefix source closed once, after its last entry');
   });
 });
+
+describe('DcsSession.prefetch: the first reads go out before the entries exist', () => {
+  /** A key source the test drives: started (once), its views pushed by hand, closed (count). */
+  class ScriptedKey implements LeaderSource {
+    readonly kind = 'etcd' as const;
+    readonly providesLeaseDeadline = true;
+    onView: ((v: LeaderView) => void) | null = null;
+    starts = 0;
+    closed = 0;
+    start(onView: (v: LeaderView) => void): void {
+      this.starts++;
+      this.onView = onView;
+    }
+    async close(): Promise<void> {
+      this.closed++;
+    }
+  }
+  const value = (v: string, revision: string): LeaderView => ({ kind: 'value', value: v, revision, at: 1, leaseDeadline: null });
+
+  function scriptedSession(): { session: DcsSession; keys: Map<string, ScriptedKey>; ks: ScriptedKeySet } {
+    const keys = new Map<string, ScriptedKey>();
+    const ks = new ScriptedKeySet();
+    const backend: DcsBackend = {
+      kind: 'etcd', providesLeaseDeadline: true,
+      keySource(key) {
+        const k = new ScriptedKey();
+        keys.set(key, k);
+        return k;
+      },
+      prefixSource: () => ks,
+      close: async () => undefined,
+    };
+    return { session: new DcsSession(backend, roleSource, silentLogger()), keys, ks };
+  }
+
+  it('reads each subject once, at once; an entry subscribing later gets the latest view at once; dropping the prefetch then closes nothing', async () => {
+    const { session, keys, ks } = scriptedSession();
+    const drop = session.prefetch([spec('leader', { triggerKey: '/a/leader' }), spec('leader', { triggerKey: '/a/leader' }), spec('replica')]);
+    assert.deepEqual([...keys.keys()], ['/a/leader'], 'one key source for two entries of one key');
+    assert.equal(keys.get('/a/leader')!.starts, 1, 'started by the prefetch, before any entry');
+    assert.ok(ks.onView, 'the role entries\' prefix source started too');
+    keys.get('/a/leader')!.onView!(value('db1', '7'));
+    ks.set(HEALTHY);
+
+    const seen: LeaderView[] = [];
+    const leader = session.leaderSource(spec('leader', { triggerKey: '/a/leader' }));
+    leader.start((v) => seen.push(v));
+    assert.deepEqual(seen.map(show), ['value db1 @7'], 'handed the prefetched view when it subscribed');
+    const replicaSeen: LeaderView[] = [];
+    const replica = session.leaderSource(spec('replica'));
+    replica.start((v) => replicaSeen.push(v));
+    assert.deepEqual(replicaSeen.map(show), ['value db2 @101'], 'the role entry too, from the prefetched key set');
+    assert.equal(keys.get('/a/leader')!.starts, 1, 'not started again');
+
+    await drop();
+    assert.equal(keys.get('/a/leader')!.closed, 0, 'still read for its entry');
+    assert.equal(ks.closed, 0);
+    keys.get('/a/leader')!.onView!(value('db2', '8'));
+    assert.deepEqual(seen.map(show), ['value db1 @7', 'value db2 @8'], 'views keep reaching the entry after the drop');
+    await Promise.all([leader.close(), replica.close()]);
+    assert.equal(keys.get('/a/leader')!.closed, 1, 'closed with its last entry');
+    assert.equal(ks.closed, 1);
+    await session.close();
+  });
+
+  it('a start that fails before any entry subscribed: dropping the prefetch, or closing the session, closes what it opened', async () => {
+    const a = scriptedSession();
+    await a.session.prefetch([spec('leader', { triggerKey: '/a/leader' })])();
+    assert.equal(a.keys.get('/a/leader')!.closed, 1, 'dropped: closed');
+    await a.session.close();
+    assert.equal(a.keys.get('/a/leader')!.closed, 1, 'not closed twice');
+
+    const b = scriptedSession();
+    const drop = b.session.prefetch([spec('leader', { triggerKey: '/a/leader' }), spec('sync-standby')]);
+    await b.session.close();
+    assert.equal(b.keys.get('/a/leader')!.closed, 1, 'closed with the session');
+    assert.equal(b.ks.closed, 1);
+    await drop();
+    assert.equal(b.keys.get('/a/leader')!.closed, 1, 'a drop after the session closed closes nothing again');
+  });
+});
