@@ -162,8 +162,9 @@ export async function runDaemon(loaded: LoadedConfig, reread?: () => LoadedConfi
   // Each call pushes the trim back: it runs once things have been quiet for TRIM_QUIET_MS.
   const scheduleTrim = (): void => {
     wakeups.schedule(trimKey, TRIM_QUIET_MS, TRIM_QUIET_MS + 1000, () => {
+      const t0 = performance.now();
       const r = trimMemory();
-      log.debug({ mappings: r.mappings, fileKb: r.fileKb, mallocReleased: r.mallocReleased, failures: r.failures },
+      log.debug({ mappings: r.mappings, fileKb: r.fileKb, collected: r.collected, mallocReleased: r.mallocReleased, failures: r.failures, tookMs: Math.round((performance.now() - t0) * 10) / 10 },
         `memory handed back: RSS ${(r.rssBeforeKb / 1024).toFixed(1)} -> ${(r.rssAfterKb / 1024).toFixed(1)} MiB`);
     }, false);
   };

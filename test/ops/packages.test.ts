@@ -163,7 +163,7 @@ describe('packages', () => {
         assert.ok(!/\bnode\b/.test(interp), `${p} has the interpreter line "#!${interp}"`);
       }
       const launcher = readFileSync(join(root, 'usr/bin/vip-manager'), 'utf8');
-      assert.match(launcher, /^exec "\$lib\/node" --disable-sigusr1 --use-system-ca --max-semi-space-size=1 --single-threaded --no-maglev --no-turbofan "\$lib\/app\/vip-manager\.mjs" "\$@"$/m);
+      assert.match(launcher, /^exec "\$lib\/node" --disable-sigusr1 --use-system-ca --max-semi-space-size=1 --single-threaded --no-maglev --no-turbofan --expose-gc "\$lib\/app\/vip-manager\.mjs" "\$@"$/m);
       assert.doesNotMatch(launcher.replace(/^#.*$/gm, ''), /command -v node|env node|\bexec node\b/);
     }
     // With no node on PATH at all, the unpacked amd64 package runs, on its own runtime.
