@@ -37,7 +37,7 @@ const HEARTBEAT_MS = 1000;
  * Start-up, or a burst of leader changes, is over once this long has passed without a
  * transition: then the memory only it needed is handed back (src/ops/memory-trim.ts: malloc's
  * free pages, the start-up snapshots and other read-only data of the runtime; never code).
- * About 10 ms of CPU each time; nothing at idle.
+ * About 25 ms of CPU each time (a full garbage collection included); nothing at idle.
  */
 const TRIM_QUIET_MS = 3000;
 /** A heartbeat older than this means the event loop is stuck: unhealthy, no watchdog ping. */
