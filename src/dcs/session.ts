@@ -88,13 +88,11 @@ export class DcsSession {
    * `log`: the entry's logger (its lines carry the entry's name); the session's by default.
    */
   leaderSource(spec: LeaderSpec, log: Logger = this.log): LeaderSource {
-    if (spec.role === 'leader') {
-      return this.facade(() => this.fanout(this.keys, spec.triggerKey, () => this.backend.keySource(spec.triggerKey)), this.backend.providesLeaseDeadline);
-    }
+    if (spec.role === 'leader') return this.facade(() => this.keyFanout(spec.triggerKey), this.backend.providesLeaseDeadline);
     const prefix = clusterPrefix(spec.triggerKey);
     // The configuration refuses this (config/load.ts); a second guard costs nothing.
     if (prefix === undefined) throw new Error(`role ${spec.role} needs a trigger-key ending in /leader (Patroni's <namespace>/<scope>/leader), not ${spec.triggerKey}`);
-    const keySet: KeySetSource = this.facade(() => this.fanout(this.prefixes, prefix, () => this.backend.prefixSource(prefix)), false);
+    const keySet: KeySetSource = this.facade(() => this.prefixFanout(prefix), false);
     return this.roles(keySet, spec, log);
   }
 
@@ -108,12 +106,14 @@ export class DcsSession {
   prefetch(specs: readonly LeaderSpec[]): () => Promise<void> {
     const closes: Array<() => Promise<void>> = [];
     for (const spec of specs) {
-      const prefix = spec.role === 'leader' ? undefined : clusterPrefix(spec.triggerKey);
-      const fanout = spec.role === 'leader'
-        ? this.fanout(this.keys, spec.triggerKey, () => this.backend.keySource(spec.triggerKey))
-        : prefix === undefined ? undefined : this.fanout(this.prefixes, prefix, () => this.backend.prefixSource(prefix));
-      if (fanout === undefined) continue; // leaderSource() will refuse it, with the reason
-      const close = (fanout as Fanout<unknown>).subscribe(() => undefined);
+      let close: () => Promise<void>;
+      if (spec.role === 'leader') {
+        close = this.keyFanout(spec.triggerKey).subscribe(() => undefined);
+      } else {
+        const prefix = clusterPrefix(spec.triggerKey);
+        if (prefix === undefined) continue; // leaderSource() refuses it, with the reason
+        close = this.prefixFanout(prefix).subscribe(() => undefined);
+      }
       closes.push(close);
       this.open.add(close);
     }
@@ -128,6 +128,14 @@ export class DcsSession {
   async close(): Promise<void> {
     await Promise.allSettled([...this.open].map((close) => close()));
     await this.backend.close();
+  }
+
+  private keyFanout(key: string): Fanout<LeaderView> {
+    return this.fanout(this.keys, key, () => this.backend.keySource(key));
+  }
+
+  private prefixFanout(prefix: string): Fanout<KeySetView> {
+    return this.fanout(this.prefixes, prefix, () => this.backend.prefixSource(prefix));
   }
 
   private fanout<V>(map: Map<string, Fanout<V>>, subject: string, create: () => Startable<V>): Fanout<V> {

@@ -66,12 +66,8 @@ export class Reconciler {
   private dirty = false;
   private running: Promise<void> | null = null;
   private timer: NodeJS.Timeout | null = null;
+  /** stop() was called, or a fatal error was reported: no pass runs any more. */
   private stopped = false;
-  /**
-   * A fatal error was reported: no pass runs after it (the daemon is stopping), so a view that
-   * arrives meanwhile does not meet, and report, the same error again.
-   */
-  private fatal = false;
   private passes = 0;
   private lastPassAt = 0;
   /** When the pass now running began; null while idle. A pass stuck on I/O shows here. */
@@ -124,14 +120,14 @@ export class Reconciler {
 
   /** Requests a pass; several requests while one runs make exactly one more. */
   schedule(): void {
-    if (this.stopped || this.fatal) return;
+    if (this.stopped) return;
     this.dirty = true;
     if (this.running === null) this.running = this.drain();
   }
 
   private async drain(): Promise<void> {
     try {
-      while (this.dirty && !this.stopped && !this.fatal) {
+      while (this.dirty && !this.stopped) {
         this.dirty = false;
         this.busySince = this.now();
         await this.pass();
@@ -212,7 +208,9 @@ export class Reconciler {
 
   private fail(component: 'kernel' | 'manager', err: Error, action?: Action): void {
     if (isFatal(err)) {
-      this.fatal = true;
+      // The daemon stops after this: a view arriving meanwhile must not meet, and report, the
+      // same error again. stop() still releases if asked.
+      this.stopped = true;
       this.o.log.error({ err, component }, `cannot continue: ${err.message}`);
       this.o.onFatal?.(err);
       return;
