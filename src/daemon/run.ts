@@ -134,7 +134,7 @@ export async function runDaemon(loaded: LoadedConfig, reread?: () => LoadedConfi
   } catch (e) {
     log.error({ err: e }, `cannot start: ${(e as Error).message}`);
     // The prefetch may be reading: its connection would keep the process alive.
-    await session?.close();
+    await Promise.allSettled([session?.close()]);
     // A bad credentials or TLS file is a configuration error like any other: systemd must not
     // restart into it (RestartPreventExitStatus=78).
     return CONFIG_ERRORS.has((e as Error).name) ? EXIT_CONFIG : 1;
@@ -168,6 +168,11 @@ export async function runDaemon(loaded: LoadedConfig, reread?: () => LoadedConfi
         `memory handed back: RSS ${(r.rssBeforeKb / 1024).toFixed(1)} -> ${(r.rssAfterKb / 1024).toFixed(1)} MiB`);
     }, false);
   };
+  /** Ends the daemon's own jobs on the shared timer: the heartbeat would keep a stopping process alive, and a trim has no place in a stop. */
+  const cancelJobs = (): void => {
+    wakeups.cancel(beatKey);
+    wakeups.cancel(trimKey);
+  };
   const ctx: EntryContext = {
     log, metrics, session, localPrimary,
     onFatal: () => finish({ code: 1, keep: 'stopping after a fatal error' }),
@@ -188,8 +193,7 @@ export async function runDaemon(loaded: LoadedConfig, reread?: () => LoadedConfi
     for (const v of loaded.vips) entries.push(await buildEntry(v, ctx));
   } catch (e) {
     log.error({ err: e }, `cannot start: ${(e as Error).message}`);
-    wakeups.cancel(beatKey);
-    wakeups.cancel(trimKey);
+    cancelJobs();
     await Promise.allSettled(entries.map((en) => en.dispose()));
     await Promise.allSettled([session.close(), localPrimary?.close()]);
     return CONFIG_ERRORS.has((e as Error).name) ? EXIT_CONFIG : 1;
@@ -208,8 +212,7 @@ export async function runDaemon(loaded: LoadedConfig, reread?: () => LoadedConfi
     await http.start();
   } catch (e) {
     log.error({ err: e }, `cannot start: ${(e as Error).message}`);
-    wakeups.cancel(beatKey);
-    wakeups.cancel(trimKey);
+    cancelJobs();
     await Promise.allSettled(entries.map((en) => en.dispose()));
     await Promise.allSettled([session.close(), localPrimary?.close()]);
     return 1;
@@ -275,8 +278,7 @@ export async function runDaemon(loaded: LoadedConfig, reread?: () => LoadedConfi
   }
   await localPrimary?.close();
   await Promise.all(entries.map((e) => e.hooks?.close(HOOKS_SHUTDOWN_WAIT_MS)));
-  wakeups.cancel(beatKey);
-  wakeups.cancel(trimKey);
+  cancelJobs();
   await Promise.race([Promise.allSettled([http.close(), session.close()]), deadline]);
   log.info({ code }, 'vip-manager stopped');
   log.flush?.();
